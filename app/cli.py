@@ -1,0 +1,201 @@
+"""The `lethe` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import func, select
+
+from app.core.config import get_settings
+from app.core.db import get_sessionmaker
+
+cli = typer.Typer(help="Lethe: GDPR erasure for machine-learning models.", no_args_is_help=True)
+clients_cli = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
+records_cli = typer.Typer(help="Training records.", no_args_is_help=True)
+bench_cli = typer.Typer(help="Benchmarks (need the `worker` extra).", no_args_is_help=True)
+cli.add_typer(clients_cli, name="clients")
+cli.add_typer(records_cli, name="records")
+cli.add_typer(bench_cli, name="bench")
+
+
+def _ensure_schema() -> None:
+    from app.core.migrate import upgrade
+
+    settings = get_settings()
+    if settings.is_embedded:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+
+
+@cli.command()
+def migrate(revision: Annotated[str, typer.Option(help="Target revision.")] = "head") -> None:
+    """Apply database migrations (the container prestart runs this)."""
+    from app.core.migrate import upgrade
+
+    upgrade(get_settings().resolved_database_url, revision)
+    typer.echo(f"database migrated to {revision}")
+
+
+def _worker_command(queues: str, concurrency: int, beat: bool) -> list[str]:
+    command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker"]
+    command += ["-Q", queues, "--concurrency", str(concurrency), "--loglevel", "INFO"]
+    if beat:
+        command += ["--beat", "--schedule", str(get_settings().var_dir / "celerybeat-schedule")]
+    return command
+
+
+@cli.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "cpu,gpu",
+    concurrency: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Run a Celery worker against the configured database and broker."""
+    os.execv(sys.executable, _worker_command(queues, concurrency, beat=False))
+
+
+def _bootstrap_admin() -> None:
+    from app.core.auth import ApiClient, create_client
+
+    with get_sessionmaker()() as session:
+        if session.scalar(select(func.count()).select_from(ApiClient)):
+            return
+        issued = create_client(session, name="bootstrap-admin", scopes=["admin"])
+        session.commit()
+    typer.echo(
+        "Created the first API client (admin). Its key is shown only this once:\n"
+        f"  {issued.key}\n"
+        "Create narrower keys with `lethe clients create`.",
+        err=True,
+    )
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    with_worker: Annotated[bool, typer.Option("--worker/--no-worker")] = True,
+) -> None:
+    """Run the API (and, by default, a worker beside it). With nothing configured this is the
+    embedded default: SQLite and a local queue under ./var/."""
+    import uvicorn
+
+    settings = get_settings()
+    _ensure_schema()
+    _bootstrap_admin()
+    worker_process = None
+    if with_worker:
+        worker_process = subprocess.Popen(_worker_command("cpu,gpu", 1, beat=False))
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        if worker_process is not None:
+            worker_process.terminate()
+            try:
+                worker_process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker_process.kill()
+
+
+@clients_cli.command("create")
+def clients_create(
+    name: Annotated[str, typer.Option(help="Who the key is for.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated, e.g. requests:write,requests:read")],
+    require_approval: Annotated[
+        bool, typer.Option(help="Hold this client's requests for an admin's approval.")
+    ] = False,
+) -> None:
+    """Create an API client and print its key (shown only once)."""
+    from app.core.auth import create_client
+
+    _ensure_schema()
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    with get_sessionmaker()() as session:
+        try:
+            issued = create_client(
+                session, name=name, scopes=wanted, requires_approval=require_approval
+            )
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        session.commit()
+    typer.echo(
+        f"client {issued.client.id} ({name}) scopes={','.join(issued.client.scopes)}", err=True
+    )
+    typer.echo(issued.key)
+
+
+@records_cli.command("import")
+def records_import(
+    dataset_id: Annotated[uuid.UUID, typer.Argument(help="The dataset to add records to.")],
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    chunk_size: Annotated[int, typer.Option(min=100, help="Records per transaction.")] = 20_000,
+) -> None:
+    """Import training records from a CSV or NPZ file, in chunks, with progress."""
+    from app.core.errors import ProblemError
+    from app.lineage.importer import ImportFileError, count_rows, read_csv, read_npz
+    from app.lineage.models import Dataset
+    from app.lineage.service import add_records
+
+    _ensure_schema()
+    settings = get_settings()
+    reader = read_npz if path.suffix.lower() == ".npz" else read_csv
+    total = count_rows(path)
+    imported, started = 0, time.perf_counter()
+    with get_sessionmaker()() as session:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is None:
+            typer.echo(f"error: dataset {dataset_id} not found", err=True)
+            raise typer.Exit(2)
+        try:
+            with typer.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+                for chunk in reader(path, pepper=settings.pepper_bytes(), chunk_size=chunk_size):
+                    add_records(
+                        session, dataset=dataset, rows=chunk.rows, feature_count=chunk.feature_count
+                    )
+                    session.commit()
+                    imported += len(chunk.rows)
+                    bar.update(len(chunk.rows))
+        except (ImportFileError, ProblemError) as exc:
+            session.rollback()
+            detail = exc.detail if isinstance(exc, ProblemError) else str(exc)
+            typer.echo(f"error: {detail}; {imported} records were imported before it", err=True)
+            raise typer.Exit(1) from None
+    elapsed = time.perf_counter() - started
+    rate = imported / elapsed if elapsed else 0.0
+    typer.echo(f"imported {imported} records in {elapsed:.1f} s ({rate:,.0f} records/s)")
+
+
+def _register_benchmarks() -> None:
+    try:
+        from workers.bench.sisa import sisa
+    except ImportError:
+        pass
+    else:
+        bench_cli.command("sisa")(sisa)
+    try:
+        from workers.bench.approximate import approximate
+    except ImportError:
+        pass
+    else:
+        bench_cli.command("approximate")(approximate)
+
+
+_register_benchmarks()
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,122 @@
+"""API clients: hashed bearer keys (`lth_...`) with scopes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import JSON, Boolean, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app.core.db import Base, SessionDep, UTCDateTime, new_id, utcnow
+from app.core.errors import ProblemError
+from app.core.scopes import ALL_SCOPES, Scope
+
+KEY_PREFIX = "lth_"
+
+
+class ApiClient(Base):
+    __tablename__ = "api_clients"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    requires_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def has(self, scope: Scope) -> bool:
+        return scope.value in self.scopes or Scope.ADMIN.value in self.scopes
+
+    @property
+    def is_admin(self) -> bool:
+        return Scope.ADMIN.value in self.scopes
+
+
+def _hash_secret(secret: str) -> str:
+    # Keys are 256-bit random values, so a plain SHA-256 is enough (no password stretching).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    client: ApiClient
+    key: str
+
+
+def create_client(
+    session: Session, *, name: str, scopes: list[str], requires_approval: bool = False
+) -> IssuedKey:
+    unknown = sorted(set(scopes) - ALL_SCOPES)
+    if unknown:
+        raise ValueError(f"unknown scope(s): {', '.join(unknown)}; known: {sorted(ALL_SCOPES)}")
+    if not scopes:
+        raise ValueError("at least one scope is required")
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    client = ApiClient(
+        name=name,
+        key_id=key_id,
+        key_hash=_hash_secret(secret),
+        scopes=sorted(set(scopes)),
+        requires_approval=requires_approval,
+    )
+    session.add(client)
+    session.flush()
+    return IssuedKey(client=client, key=f"{KEY_PREFIX}{key_id}_{secret}")
+
+
+def authenticate(session: Session, *, key: str) -> ApiClient | None:
+    if not key.startswith(KEY_PREFIX):
+        return None
+    key_id, sep, secret = key[len(KEY_PREFIX) :].partition("_")
+    if not sep or not secret:
+        return None
+    client = session.scalar(select(ApiClient).where(ApiClient.key_id == key_id))
+    if client is None or client.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(client.key_hash, _hash_secret(secret)):
+        return None
+    return client
+
+
+def _current_client(request: Request, session: SessionDep) -> ApiClient:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ProblemError(
+            401,
+            "Send an API key as `Authorization: Bearer lth_...`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    client = authenticate(session, key=token.strip())
+    if client is None:
+        raise ProblemError(
+            401, "The API key is not valid or was revoked", headers={"WWW-Authenticate": "Bearer"}
+        )
+    request.state.client_id = str(client.id)
+    return client
+
+
+CurrentClient = Annotated[ApiClient, Depends(_current_client)]
+
+
+def require(scope: Scope) -> type[ApiClient]:
+    """A dependency alias for a client that holds `scope` (admin holds every scope)."""
+
+    def _check(client: CurrentClient) -> ApiClient:
+        if not client.has(scope):
+            raise ProblemError(
+                403, f"This API key lacks the `{scope.value}` scope", required_scope=scope.value
+            )
+        return client
+
+    return Annotated[ApiClient, Depends(_check)]  # type: ignore[return-value]

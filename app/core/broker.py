@@ -1,0 +1,78 @@
+"""The Celery application as the API sees it: a producer of named tasks, nothing more.
+
+The worker (`workers.celery_app`) uses this same configured instance and adds the task code.
+The broker is only a doorbell: every task re-reads its row, so a lost message loses no work.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import structlog
+from celery import Celery
+
+from app.core.config import EMBEDDED_BROKER, Settings, get_settings
+
+PLAN_ERASURE_REQUEST = "lethe.erasure.plan_request"
+QUEUE_CPU = "cpu"
+QUEUE_GPU = "gpu"
+
+log = structlog.get_logger(__name__)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "task_default_queue": QUEUE_CPU,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+    }
+    if settings.broker_url == EMBEDDED_BROKER:
+        folder = settings.broker_dir
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        config["broker_transport_options"] = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    else:
+        config["broker_transport_options"] = {"visibility_timeout": 3600}
+    return config
+
+
+@lru_cache
+def get_celery() -> Celery:
+    celery = Celery("lethe")
+    celery.conf.update(celery_config(get_settings()))
+    return celery
+
+
+def enqueue(task_name: str, *, args: list[Any], queue: str = QUEUE_CPU) -> bool:
+    """Ring the doorbell; a failure is logged, not raised: the reconciler finds the row later."""
+    try:
+        get_celery().send_task(task_name, args=args, queue=queue, retry=False)
+        return True
+    except Exception as exc:  # the broker being down must not fail a committed request
+        log.warning("enqueue_failed", task=task_name, error_type=type(exc).__name__)
+        return False
+
+
+def broker_reachable(timeout: float = 2.0) -> bool:
+    settings = get_settings()
+    if settings.broker_url == EMBEDDED_BROKER:
+        return (settings.broker_dir / "queue").is_dir()
+    try:
+        with get_celery().connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+        return True
+    except Exception:
+        return False

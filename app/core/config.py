@@ -1,0 +1,65 @@
+"""All settings in one place, read from `LETHE_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_BROKER = "filesystem://"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LETHE_", env_file=".env", extra="ignore")
+
+    var_dir: Path = Field(Path("var"), description="Working directory of the embedded default.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite under var_dir.")
+    broker_url: str = Field(
+        EMBEDDED_BROKER, description="Celery broker; `filesystem://` is the embedded local queue."
+    )
+    identity_pepper: SecretStr | None = Field(
+        None, description="HMAC key for identity hashes; required outside the embedded default."
+    )
+    due_months: int = Field(1, ge=1, le=3, description="Months from receipt to the legal due date.")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_records_per_call: int = Field(50_000, ge=1, description="Records accepted by one POST.")
+    idempotency_ttl_hours: int = Field(24, ge=1, description="How long Idempotency-Key replays.")
+    log_level: str = Field("INFO", description="Python log level name.")
+    log_json: bool = Field(True, description="JSON log lines (false: human-readable).")
+    host: str = Field("127.0.0.1", description="`lethe serve` bind address.")
+    port: int = Field(8000, description="`lethe serve` port.")
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'lethe.db').resolve()}"
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.var_dir / "broker").resolve()
+
+    def pepper_bytes(self) -> bytes:
+        """The identity pepper; the embedded default keeps a generated one under var_dir."""
+        if self.identity_pepper is not None:
+            return self.identity_pepper.get_secret_value().encode()
+        if not self.is_embedded:
+            raise RuntimeError("LETHE_IDENTITY_PEPPER must be set when the database is not SQLite")
+        path = self.var_dir / "identity-pepper"
+        if not path.exists():
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

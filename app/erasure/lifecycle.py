@@ -1,0 +1,168 @@
+"""Every status transition of an erasure request, and nothing else changes a status.
+
+Each transition, in the caller's transaction: checks it is legal from the current status (a 409
+problem naming the current status otherwise), writes the new status and an audit event.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.audit.service import append_event
+from app.core.db import utcnow
+from app.core.errors import ProblemError
+from app.erasure.models import ErasureRequest
+
+
+class Status(StrEnum):
+    RECEIVED = "received"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    DENIED = "denied"
+    PLANNING = "planning"
+    PLANNED = "planned"
+    RUNNING = "running"
+    VERIFYING = "verifying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+S = Status
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    S.RECEIVED: frozenset({S.PENDING_APPROVAL, S.PLANNING, S.CANCELLED}),
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.DENIED, S.CANCELLED}),
+    S.APPROVED: frozenset({S.PLANNING, S.CANCELLED}),
+    S.PLANNING: frozenset({S.PLANNED, S.COMPLETED, S.FAILED, S.CANCELLED}),
+    S.PLANNED: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.VERIFYING, S.FAILED}),
+    # verifying -> running: an approximate result failed its check; fall back to retraining.
+    S.VERIFYING: frozenset({S.COMPLETED, S.RUNNING, S.FAILED}),
+    S.FAILED: frozenset({S.RECEIVED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.DENIED: frozenset(),
+}
+TERMINAL: frozenset[Status] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+OPEN: frozenset[Status] = frozenset(Status) - TERMINAL
+
+
+class IllegalTransition(ProblemError):
+    def __init__(self, *, current: str, attempted: str) -> None:
+        super().__init__(
+            409,
+            f"The request is `{current}`; it cannot become `{attempted}`",
+            slug="illegal-transition",
+            current_status=current,
+            attempted_status=attempted,
+        )
+
+
+def _move(
+    session: Session,
+    request: ErasureRequest,
+    *,
+    to: Status,
+    actor: str,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+    event: str | None = None,
+) -> None:
+    current = Status(request.status)
+    if to not in TRANSITIONS[current]:
+        raise IllegalTransition(current=current.value, attempted=to.value)
+    request.status = to.value
+    request.status_reason = reason
+    request.updated_at = utcnow()
+    if to in TERMINAL:
+        request.completed_at = request.updated_at
+    payload: dict[str, Any] = {"from": current.value, "to": to.value}
+    if reason:
+        payload["reason"] = reason
+    if data:
+        payload.update(data)
+    append_event(
+        session,
+        actor=actor,
+        action=f"erasure_request.{event or to.value}",
+        entity_type="erasure_request",
+        entity_id=str(request.id),
+        data=payload,
+    )
+    session.flush()
+
+
+def receive(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    """Record the new request's first event (it is created `received`)."""
+    request.status = Status.RECEIVED.value
+    session.add(request)
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="erasure_request.received",
+        entity_type="erasure_request",
+        entity_id=str(request.id),
+        data={"to": Status.RECEIVED.value, "due_at": request.due_at.isoformat()},
+    )
+
+
+def hold_for_approval(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    _move(session, request, to=S.PENDING_APPROVAL, actor=actor, reason="client policy")
+
+
+def approve(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    _move(session, request, to=S.APPROVED, actor=actor)
+
+
+def deny(session: Session, *, request: ErasureRequest, actor: str, reason: str) -> None:
+    _move(session, request, to=S.DENIED, actor=actor, reason=reason)
+
+
+def start_planning(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    _move(session, request, to=S.PLANNING, actor=actor)
+
+
+def mark_planned(
+    session: Session, *, request: ErasureRequest, actor: str, summary: dict[str, Any]
+) -> None:
+    _move(session, request, to=S.PLANNED, actor=actor, data=summary)
+
+
+def complete_without_data(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    _move(session, request, to=S.COMPLETED, actor=actor, reason="no training data found")
+
+
+def start_running(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    _move(session, request, to=S.RUNNING, actor=actor)
+
+
+def start_verifying(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    _move(session, request, to=S.VERIFYING, actor=actor)
+
+
+def fall_back_to_retraining(
+    session: Session, *, request: ErasureRequest, actor: str, reason: str
+) -> None:
+    _move(session, request, to=S.RUNNING, actor=actor, reason=reason, event="fallback")
+
+
+def complete(
+    session: Session, *, request: ErasureRequest, actor: str, summary: dict[str, Any]
+) -> None:
+    _move(session, request, to=S.COMPLETED, actor=actor, data=summary)
+
+
+def fail(session: Session, *, request: ErasureRequest, actor: str, reason: str) -> None:
+    _move(session, request, to=S.FAILED, actor=actor, reason=reason)
+
+
+def cancel(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    _move(session, request, to=S.CANCELLED, actor=actor)
+
+
+def retry(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    _move(session, request, to=S.RECEIVED, actor=actor, event="retried")

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+from app.lineage.schemas import IdentityIn
+
+
+class ErasureRequestCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identities: list[IdentityIn] = Field(min_length=1, max_length=20)
+    reference: str | None = Field(None, max_length=200)
+    reason: str | None = Field(None, max_length=2000)
+    callback_url: AnyHttpUrl | None = None
+
+
+class DenyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(
+        min_length=3, max_length=2000, description="The Art. 17(3) exception that applies."
+    )
+
+
+class ExtendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    months: int = Field(ge=1, le=2)
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class DatasetPlan(BaseModel):
+    dataset_id: uuid.UUID
+    records: int
+
+
+class PlanOut(BaseModel):
+    records_found: int
+    subjects_found: int
+    datasets: list[DatasetPlan]
+    models_affected: list[dict[str, Any]]
+
+
+class ErasureRequestOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    status_reason: str | None
+    reference: str | None
+    reason: str | None
+    callback_url: str | None
+    identity_types: list[str]
+    received_at: datetime
+    due_at: datetime
+    overdue: bool
+    due_extension_months: int
+    due_extension_reason: str | None
+    plan: PlanOut | None
+    jobs: list[dict[str, Any]]
+    updated_at: datetime
+    completed_at: datetime | None
+    links: dict[str, str]
+
+
+class ErasureRequestPage(BaseModel):
+    items: list[ErasureRequestOut]
+    next_cursor: str | None

@@ -1,0 +1,200 @@
+"""Erasure requests: intake, reading, and the admin and client actions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from app.audit.service import append_event
+from app.core.auth import ApiClient
+from app.core.db import utcnow
+from app.core.errors import NotFound, ProblemError
+from app.core.pagination import decode_cursor, encode_cursor
+from app.erasure import lifecycle
+from app.erasure.lifecycle import OPEN, Status
+from app.erasure.models import ErasureRequest
+from app.erasure.schemas import ErasureRequestOut, PlanOut
+from app.lineage.schemas import IdentityIn
+from app.lineage.service import hash_identities
+
+MAX_EXTENSION_MONTHS = 2  # Art. 12(3): "extended by two further months where necessary"
+
+
+def actor_of(client: ApiClient) -> str:
+    return f"client:{client.id}"
+
+
+def create_request(
+    session: Session,
+    *,
+    client: ApiClient,
+    pepper: bytes,
+    identities: list[IdentityIn],
+    reference: str | None,
+    reason: str | None,
+    callback_url: str | None,
+    due_months: int,
+) -> ErasureRequest:
+    hashes = hash_identities(pepper=pepper, identities=identities)
+    received_at = utcnow()
+    request = ErasureRequest(
+        client_id=client.id,
+        reference=reference,
+        reason=reason,
+        callback_url=callback_url,
+        identities=[{"type": h.type, "hash": h.hash} for h in dict.fromkeys(hashes)],
+        received_at=received_at,
+        due_at=received_at + relativedelta(months=due_months),
+        updated_at=received_at,
+    )
+    lifecycle.receive(session, request=request, actor=actor_of(client))
+    if client.requires_approval:
+        lifecycle.hold_for_approval(session, request=request, actor=actor_of(client))
+    return request
+
+
+def get_request(
+    session: Session, *, client: ApiClient, request_id: uuid.UUID, for_update: bool = False
+) -> ErasureRequest:
+    query = select(ErasureRequest).where(ErasureRequest.id == request_id)
+    if for_update:
+        query = query.with_for_update()
+    request = session.scalar(query)
+    if request is None or (not client.is_admin and request.client_id != client.id):
+        raise NotFound("Erasure request")
+    return request
+
+
+def list_requests(
+    session: Session,
+    *,
+    client: ApiClient,
+    status: Status | None,
+    overdue: bool | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[ErasureRequest], str | None]:
+    query = select(ErasureRequest)
+    if not client.is_admin:
+        query = query.where(ErasureRequest.client_id == client.id)
+    if status is not None:
+        query = query.where(ErasureRequest.status == status.value)
+    if overdue is not None:
+        late = (ErasureRequest.due_at < utcnow()) & ErasureRequest.status.in_(
+            [s.value for s in OPEN]
+        )
+        query = query.where(late if overdue else ~late)
+    if cursor:
+        at, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                ErasureRequest.received_at < at,
+                (ErasureRequest.received_at == at) & (ErasureRequest.id < last_id),
+            )
+            if session.get_bind().dialect.name == "sqlite"
+            else tuple_(ErasureRequest.received_at, ErasureRequest.id) < tuple_(at, last_id)
+        )
+    rows = list(
+        session.scalars(
+            query.order_by(ErasureRequest.received_at.desc(), ErasureRequest.id.desc()).limit(
+                limit + 1
+            )
+        )
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(at=rows[-1].received_at, id=rows[-1].id)
+    return rows, next_cursor
+
+
+def cancel(session: Session, *, client: ApiClient, request_id: uuid.UUID) -> ErasureRequest:
+    request = get_request(session, client=client, request_id=request_id, for_update=True)
+    lifecycle.cancel(session, request=request, actor=actor_of(client))
+    return request
+
+
+def approve(session: Session, *, client: ApiClient, request_id: uuid.UUID) -> ErasureRequest:
+    request = get_request(session, client=client, request_id=request_id, for_update=True)
+    lifecycle.approve(session, request=request, actor=actor_of(client))
+    return request
+
+
+def deny(
+    session: Session, *, client: ApiClient, request_id: uuid.UUID, reason: str
+) -> ErasureRequest:
+    request = get_request(session, client=client, request_id=request_id, for_update=True)
+    lifecycle.deny(session, request=request, actor=actor_of(client), reason=reason)
+    return request
+
+
+def retry(session: Session, *, client: ApiClient, request_id: uuid.UUID) -> ErasureRequest:
+    request = get_request(session, client=client, request_id=request_id, for_update=True)
+    lifecycle.retry(session, request=request, actor=actor_of(client))
+    return request
+
+
+def extend_due(
+    session: Session, *, client: ApiClient, request_id: uuid.UUID, months: int, reason: str
+) -> ErasureRequest:
+    request = get_request(session, client=client, request_id=request_id, for_update=True)
+    if Status(request.status) not in OPEN:
+        raise ProblemError(
+            409,
+            f"The request is `{request.status}`; only open requests can be extended",
+            slug="illegal-transition",
+            current_status=request.status,
+        )
+    total = request.due_extension_months + months
+    if total > MAX_EXTENSION_MONTHS:
+        raise ProblemError(
+            422,
+            f"The due date can be extended by at most {MAX_EXTENSION_MONTHS} months in all; "
+            f"{request.due_extension_months} already used",
+            errors=[{"pointer": "#/months", "detail": "exceeds the remaining extension"}],
+        )
+    request.due_at = request.due_at + relativedelta(months=months)
+    request.due_extension_months = total
+    request.due_extension_reason = reason
+    request.updated_at = utcnow()
+    append_event(
+        session,
+        actor=actor_of(client),
+        action="erasure_request.due_extended",
+        entity_type="erasure_request",
+        entity_id=str(request.id),
+        data={"months": months, "reason": reason, "due_at": request.due_at.isoformat()},
+    )
+    return request
+
+
+def is_overdue(request: ErasureRequest, *, now: datetime | None = None) -> bool:
+    return Status(request.status) in OPEN and request.due_at < (now or utcnow())
+
+
+def to_out(request: ErasureRequest) -> ErasureRequestOut:
+    base = f"/v1/erasure-requests/{request.id}"
+    plan = PlanOut.model_validate(request.plan) if request.plan else None
+    return ErasureRequestOut(
+        id=request.id,
+        status=request.status,
+        status_reason=request.status_reason,
+        reference=request.reference,
+        reason=request.reason,
+        callback_url=request.callback_url,
+        identity_types=sorted({i["type"] for i in request.identities}),
+        received_at=request.received_at,
+        due_at=request.due_at,
+        overdue=is_overdue(request),
+        due_extension_months=request.due_extension_months,
+        due_extension_reason=request.due_extension_reason,
+        plan=plan,
+        jobs=[],
+        updated_at=request.updated_at,
+        completed_at=request.completed_at,
+        links={"self": base, "events": f"{base}/events", "certificate": f"{base}/certificate"},
+    )

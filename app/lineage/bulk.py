@@ -1,0 +1,158 @@
+"""Fast insertion of many training records: identities resolved in bulk, COPY on Postgres."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from app.core.db import utcnow
+from app.lineage.models import DataSubject, SubjectIdentity, TrainingRecord
+
+_LOOKUP_CHUNK = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    key: str
+    identities: tuple[tuple[str, str], ...]  # (type, keyed hash)
+    features: bytes
+    label: int
+    split: str
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    added: int
+    new_subjects: int
+
+
+class DuplicateKeys(ValueError):
+    def __init__(self, positions: list[int]) -> None:
+        super().__init__(f"{len(positions)} record key(s) already exist in this dataset")
+        self.positions = positions
+
+
+def existing_subjects(
+    session: Session, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], uuid.UUID]:
+    """Map (type, hash) pairs to the subjects that already own them."""
+    found: dict[tuple[str, str], uuid.UUID] = {}
+    unique = list(dict.fromkeys(pairs))
+    for start in range(0, len(unique), _LOOKUP_CHUNK):
+        chunk = unique[start : start + _LOOKUP_CHUNK]
+        hashes = [h for _, h in chunk]
+        rows = session.execute(
+            select(SubjectIdentity.type, SubjectIdentity.hash, SubjectIdentity.subject_id).where(
+                SubjectIdentity.hash.in_(hashes)
+            )
+        )
+        for type_, hash_, subject_id in rows:
+            found[(type_, hash_)] = subject_id
+    return found
+
+
+def _existing_keys(session: Session, dataset_id: uuid.UUID, keys: list[str]) -> set[str]:
+    present: set[str] = set()
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start : start + _LOOKUP_CHUNK]
+        present.update(
+            session.scalars(
+                select(TrainingRecord.key).where(
+                    TrainingRecord.dataset_id == dataset_id, TrainingRecord.key.in_(chunk)
+                )
+            )
+        )
+    return present
+
+
+def insert_records(
+    session: Session, *, dataset_id: uuid.UUID, rows: Sequence[RecordRow]
+) -> InsertResult:
+    """Insert rows in the caller's transaction. Raises DuplicateKeys and inserts nothing."""
+    keys = [r.key for r in rows]
+    seen: set[str] = set()
+    dup_positions = []
+    for i, k in enumerate(keys):
+        if k in seen:
+            dup_positions.append(i)
+        seen.add(k)
+    present = _existing_keys(session, dataset_id, keys)
+    dup_positions += [i for i, k in enumerate(keys) if k in present]
+    if dup_positions:
+        raise DuplicateKeys(sorted(set(dup_positions)))
+
+    owner = existing_subjects(session, [p for r in rows for p in r.identities])
+    new_subjects: list[uuid.UUID] = []
+    new_identities: list[tuple[uuid.UUID, str, str]] = []
+    record_subjects: list[uuid.UUID] = []
+    for row in rows:
+        subject = next((owner[p] for p in row.identities if p in owner), None)
+        if subject is None:
+            subject = uuid.uuid4()
+            new_subjects.append(subject)
+        for pair in row.identities:
+            if pair not in owner:
+                owner[pair] = subject
+                new_identities.append((subject, pair[0], pair[1]))
+        record_subjects.append(subject)
+
+    now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_rows(session, dataset_id, rows, record_subjects, new_subjects, new_identities, now)
+    else:
+        if new_subjects:
+            session.execute(
+                insert(DataSubject), [{"id": s, "created_at": now} for s in new_subjects]
+            )
+        if new_identities:
+            session.execute(
+                insert(SubjectIdentity),
+                [{"subject_id": s, "type": t, "hash": h} for s, t, h in new_identities],
+            )
+        session.execute(
+            insert(TrainingRecord),
+            [
+                {
+                    "dataset_id": dataset_id,
+                    "key": r.key,
+                    "subject_id": s,
+                    "split": r.split,
+                    "label": r.label,
+                    "features": r.features,
+                    "created_at": now,
+                }
+                for r, s in zip(rows, record_subjects, strict=True)
+            ],
+        )
+    return InsertResult(added=len(rows), new_subjects=len(new_subjects))
+
+
+def _copy_rows(
+    session: Session,
+    dataset_id: uuid.UUID,
+    rows: Sequence[RecordRow],
+    record_subjects: list[uuid.UUID],
+    new_subjects: list[uuid.UUID],
+    new_identities: list[tuple[uuid.UUID, str, str]],
+    now: object,
+) -> None:
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor:
+        if new_subjects:
+            with cursor.copy("COPY data_subjects (id, created_at) FROM STDIN") as copy:
+                for s in new_subjects:
+                    copy.write_row((s, now))
+        if new_identities:
+            with cursor.copy("COPY subject_identities (subject_id, type, hash) FROM STDIN") as copy:
+                for row in new_identities:
+                    copy.write_row(row)
+        with cursor.copy(
+            "COPY training_records"
+            " (dataset_id, key, subject_id, split, label, features, created_at) FROM STDIN"
+        ) as copy:
+            for r, s in zip(rows, record_subjects, strict=True):
+                copy.write_row((dataset_id, r.key, s, r.split, r.label, r.features, now))

@@ -1,0 +1,180 @@
+"""Reading training records from CSV or NPZ files for `lethe records import`.
+
+CSV: a header row with the columns `key`, `identity_type`, `identity_value`, `label`, `split`
+and optionally `identity_format`; every other column is a feature, in file order.
+NPZ: arrays `keys`, `identity_types`, `identity_values`, `labels`, `splits`, `features`
+(n x d, numeric) and optionally `identity_formats`.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.lineage.bulk import RecordRow
+from app.lineage.identity import IdentityError, IdentityFormat, IdentityType, identity_hash
+from app.lineage.models import SPLITS
+
+REQUIRED_COLUMNS = ("key", "identity_type", "identity_value", "label", "split")
+
+
+class ImportFileError(ValueError):
+    """A problem in the file, naming the row and column but never the identity value."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    rows: list[RecordRow]
+    feature_count: int
+    first_row: int
+
+
+def _row(
+    *,
+    pepper: bytes,
+    line: int,
+    key: str,
+    identity_type: str,
+    identity_value: str,
+    identity_format: str,
+    label: object,
+    split: str,
+    features: np.ndarray,
+) -> RecordRow:
+    try:
+        type_ = IdentityType(identity_type)
+    except ValueError:
+        raise ImportFileError(f"row {line}: unknown identity_type {identity_type[:40]!r}") from None
+    try:
+        format_ = IdentityFormat(identity_format or "raw")
+    except ValueError:
+        raise ImportFileError(f"row {line}: identity_format must be raw or sha256") from None
+    if split not in SPLITS:
+        raise ImportFileError(f"row {line}: split must be one of {', '.join(SPLITS)}")
+    if not key or len(key) > 200:
+        raise ImportFileError(f"row {line}: key must be 1 to 200 characters")
+    try:
+        label_int = int(label)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ImportFileError(f"row {line}: label must be a non-negative integer") from None
+    if label_int < 0:
+        raise ImportFileError(f"row {line}: label must be a non-negative integer")
+    try:
+        hashed = identity_hash(
+            pepper=pepper, identity_type=type_, value=identity_value, identity_format=format_
+        )
+    except IdentityError as exc:
+        raise ImportFileError(f"row {line}: {exc}") from None
+    return RecordRow(
+        key=key,
+        identities=((type_.value, hashed),),
+        features=features.astype("<f4", copy=False).tobytes(),
+        label=label_int,
+        split=split,
+    )
+
+
+def read_csv(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ImportFileError("the file is empty")
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise ImportFileError(f"missing column(s): {', '.join(missing)}")
+        col = {name: i for i, name in enumerate(header)}
+        fmt_col = col.get("identity_format")
+        feature_cols = [
+            i for i, n in enumerate(header) if n not in (*REQUIRED_COLUMNS, "identity_format")
+        ]
+        if not feature_cols:
+            raise ImportFileError("no feature columns")
+        buffer: list[list[str]] = []
+        first = 2
+        line = 1
+        for line, record in enumerate(reader, start=2):
+            if len(record) != len(header):
+                raise ImportFileError(
+                    f"row {line}: {len(record)} columns, header has {len(header)}"
+                )
+            buffer.append(record)
+            if len(buffer) == chunk_size:
+                yield _csv_chunk(buffer, col, fmt_col, feature_cols, pepper, first)
+                buffer, first = [], line + 1
+        if buffer:
+            yield _csv_chunk(buffer, col, fmt_col, feature_cols, pepper, first)
+
+
+def _csv_chunk(
+    buffer: list[list[str]],
+    col: dict[str, int],
+    fmt_col: int | None,
+    feature_cols: list[int],
+    pepper: bytes,
+    first: int,
+) -> Chunk:
+    try:
+        features = np.array([[r[i] for i in feature_cols] for r in buffer], dtype=np.float32)
+    except ValueError:
+        raise ImportFileError(
+            f"rows {first}-{first + len(buffer) - 1}: non-numeric feature"
+        ) from None
+    rows = [
+        _row(
+            pepper=pepper,
+            line=first + n,
+            key=r[col["key"]],
+            identity_type=r[col["identity_type"]],
+            identity_value=r[col["identity_value"]],
+            identity_format=r[fmt_col] if fmt_col is not None else "raw",
+            label=r[col["label"]],
+            split=r[col["split"]],
+            features=features[n],
+        )
+        for n, r in enumerate(buffer)
+    ]
+    return Chunk(rows=rows, feature_count=len(feature_cols), first_row=first)
+
+
+def read_npz(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
+    with np.load(path, allow_pickle=False) as data:
+        needed = ("keys", "identity_types", "identity_values", "labels", "splits", "features")
+        missing = [n for n in needed if n not in data.files]
+        if missing:
+            raise ImportFileError(f"missing array(s): {', '.join(missing)}")
+        arrays = {n: data[n] for n in data.files}
+    features = np.asarray(arrays["features"], dtype=np.float32)
+    n = len(arrays["keys"])
+    if features.ndim != 2 or any(len(arrays[k]) != n for k in needed):
+        raise ImportFileError("arrays must all have the same length and features must be n x d")
+    formats = arrays.get("identity_formats")
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        rows = [
+            _row(
+                pepper=pepper,
+                line=i,
+                key=str(arrays["keys"][i]),
+                identity_type=str(arrays["identity_types"][i]),
+                identity_value=str(arrays["identity_values"][i]),
+                identity_format=str(formats[i]) if formats is not None else "raw",
+                label=arrays["labels"][i],
+                split=str(arrays["splits"][i]),
+                features=features[i],
+            )
+            for i in range(start, stop)
+        ]
+        yield Chunk(rows=rows, feature_count=features.shape[1], first_row=start)
+
+
+def count_rows(path: Path) -> int:
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return len(data["keys"])
+    with path.open() as handle:
+        return max(sum(1 for _ in handle) - 1, 0)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.lineage.identity import IdentityFormat, IdentityType, inner_digest
+
+Split = Literal["train", "holdout", "test"]
+
+
+class IdentityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: IdentityType
+    value: str = Field(min_length=1, max_length=512)
+    format: IdentityFormat = IdentityFormat.RAW
+
+    @model_validator(mode="after")
+    def _check_value(self) -> IdentityIn:
+        inner_digest(self.type, self.value, self.format)  # raises IdentityError (no value in it)
+        return self
+
+
+class DatasetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+
+
+class DatasetOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    feature_count: int | None
+    created_at: datetime
+    record_counts: dict[str, int] = Field(default_factory=dict)
+
+
+class RecordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=200)
+    identities: list[IdentityIn] = Field(min_length=1, max_length=20)
+    features: list[float] = Field(min_length=1, max_length=100_000)
+    label: int = Field(ge=0)
+    split: Split = "train"
+
+
+class RecordsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[RecordIn] = Field(min_length=1)
+
+
+class RecordsAdded(BaseModel):
+    dataset_id: uuid.UUID
+    added: int
+    new_subjects: int

@@ -1,0 +1,166 @@
+"""Datasets, training records and identity resolution."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.auth import ApiClient
+from app.core.errors import NotFound, ProblemError
+from app.lineage.bulk import DuplicateKeys, InsertResult, RecordRow, insert_records
+from app.lineage.identity import IdentityFormat, IdentityType, identity_hash
+from app.lineage.models import Dataset, SubjectIdentity, TrainingRecord
+from app.lineage.schemas import IdentityIn, RecordIn
+
+
+@dataclass(frozen=True)
+class IdentityHash:
+    type: str
+    hash: str
+
+
+def hash_identities(*, pepper: bytes, identities: Iterable[IdentityIn]) -> list[IdentityHash]:
+    return [
+        IdentityHash(
+            type=i.type.value,
+            hash=identity_hash(
+                pepper=pepper, identity_type=i.type, value=i.value, identity_format=i.format
+            ),
+        )
+        for i in identities
+    ]
+
+
+def create_dataset(
+    session: Session, *, client: ApiClient, name: str, description: str | None
+) -> Dataset:
+    dataset = Dataset(client_id=client.id, name=name, description=description)
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def get_dataset(session: Session, *, client: ApiClient, dataset_id: uuid.UUID) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None or (not client.is_admin and dataset.client_id != client.id):
+        raise NotFound("Dataset")
+    return dataset
+
+
+def record_counts(session: Session, *, dataset_id: uuid.UUID) -> dict[str, int]:
+    rows = session.execute(
+        select(TrainingRecord.split, func.count())
+        .where(TrainingRecord.dataset_id == dataset_id)
+        .group_by(TrainingRecord.split)
+    )
+    return {split: count for split, count in rows}
+
+
+def features_to_bytes(values: Sequence[float] | np.ndarray) -> bytes:
+    return np.asarray(values, dtype="<f4").tobytes()
+
+
+def add_records(
+    session: Session,
+    *,
+    dataset: Dataset,
+    rows: Sequence[RecordRow],
+    feature_count: int,
+    pointer_prefix: str = "#/records",
+) -> InsertResult:
+    """Insert rows whose features all have `feature_count` values, in the caller's transaction."""
+    if dataset.feature_count is None:
+        dataset.feature_count = feature_count
+    elif dataset.feature_count != feature_count:
+        raise ProblemError(
+            422,
+            f"This dataset's records have {dataset.feature_count} features, not {feature_count}",
+            slug="feature-count-mismatch",
+            errors=[{"pointer": f"{pointer_prefix}/0/features", "detail": "wrong length"}],
+        )
+    try:
+        return insert_records(session, dataset_id=dataset.id, rows=rows)
+    except DuplicateKeys as exc:
+        raise ProblemError(
+            409,
+            str(exc),
+            slug="duplicate-record-key",
+            errors=[
+                {"pointer": f"{pointer_prefix}/{i}/key", "detail": "key already used"}
+                for i in exc.positions[:100]
+            ],
+        ) from exc
+
+
+def rows_from_api(*, pepper: bytes, records: Sequence[RecordIn]) -> tuple[list[RecordRow], int]:
+    """Hash identities and pack features; all records of one call must agree on length."""
+    feature_count = len(records[0].features)
+    bad = [i for i, r in enumerate(records) if len(r.features) != feature_count]
+    if bad:
+        raise ProblemError(
+            422,
+            f"Every record in one call must have the same number of features ({feature_count})",
+            slug="feature-count-mismatch",
+            errors=[
+                {"pointer": f"#/records/{i}/features", "detail": "wrong length"} for i in bad[:100]
+            ],
+        )
+    rows = [
+        RecordRow(
+            key=r.key,
+            identities=tuple(
+                (h.type, h.hash) for h in hash_identities(pepper=pepper, identities=r.identities)
+            ),
+            features=features_to_bytes(r.features),
+            label=r.label,
+            split=r.split,
+        )
+        for r in records
+    ]
+    return rows, feature_count
+
+
+@dataclass(frozen=True)
+class ResolvedRecords:
+    subject_ids: list[uuid.UUID]
+    records_by_dataset: dict[uuid.UUID, list[int]]
+
+    @property
+    def record_count(self) -> int:
+        return sum(len(v) for v in self.records_by_dataset.values())
+
+
+def resolve_subjects(session: Session, *, identities: Sequence[IdentityHash]) -> ResolvedRecords:
+    """Identity hashes -> subjects -> their training records, grouped by dataset."""
+    pairs = {(i.type, i.hash) for i in identities}
+    if not pairs:
+        return ResolvedRecords(subject_ids=[], records_by_dataset={})
+    rows = session.execute(
+        select(SubjectIdentity.type, SubjectIdentity.hash, SubjectIdentity.subject_id).where(
+            SubjectIdentity.hash.in_([h for _, h in pairs])
+        )
+    )
+    subject_ids = sorted({s for t, h, s in rows if (t, h) in pairs})
+    by_dataset: dict[uuid.UUID, list[int]] = {}
+    if subject_ids:
+        records = session.execute(
+            select(TrainingRecord.dataset_id, TrainingRecord.id)
+            .where(TrainingRecord.subject_id.in_(subject_ids))
+            .order_by(TrainingRecord.id)
+        )
+        for dataset_id, record_id in records:
+            by_dataset.setdefault(dataset_id, []).append(record_id)
+    return ResolvedRecords(subject_ids=subject_ids, records_by_dataset=by_dataset)
+
+
+def parse_identity_type(value: str) -> IdentityType:
+    return IdentityType(value)
+
+
+def parse_identity_format(value: str | None) -> IdentityFormat:
+    return IdentityFormat(value or "raw")

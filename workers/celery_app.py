@@ -1,0 +1,20 @@
+"""The Celery worker: the API's configured Celery instance plus the task modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import setup_logging
+
+from app.core.broker import get_celery
+from app.core.config import get_settings
+from app.core.observability import configure_logging
+
+celery_app = get_celery()
+celery_app.conf.include = ["workers.tasks.erasure"]
+
+
+@setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
