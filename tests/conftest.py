@@ -1,0 +1,207 @@
+"""Shared fixtures. Integration tests use this machine's real Postgres and Redis and a real
+Celery worker process; the suite creates its own databases and drops them afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("LETHE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+REDIS_TEST_URL = os.environ.get("LETHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_RUN_ID = uuid.uuid4().hex[:8]
+TEST_DB_NAME = f"lethe_test_{_RUN_ID}"
+TEST_DB_URL = f"{PG_ADMIN_URL}/{TEST_DB_NAME}"
+_VAR_DIR = Path(tempfile.mkdtemp(prefix="lethe-test-var-"))
+
+# Settings are read once per process, so the test environment is fixed before any app import.
+for name in [n for n in os.environ if n.startswith("LETHE_") and not n.startswith("LETHE_TEST")]:
+    del os.environ[name]
+os.environ.update(
+    {
+        "LETHE_DATABASE_URL": TEST_DB_URL,
+        "LETHE_BROKER_URL": REDIS_TEST_URL,
+        "LETHE_IDENTITY_PEPPER": "test-pepper-not-a-secret",
+        "LETHE_VAR_DIR": str(_VAR_DIR),
+        "LETHE_LOG_JSON": "true",
+        "LETHE_MAX_BODY_BYTES": str(8 * 1024 * 1024),
+    }
+)
+
+
+def _admin_engine():
+    from sqlalchemy import create_engine
+
+    return create_engine(f"{PG_ADMIN_URL}/postgres", isolation_level="AUTOCOMMIT")
+
+
+def create_database(name: str) -> str:
+    from sqlalchemy import text
+
+    engine = _admin_engine()
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return f"{PG_ADMIN_URL}/{name}"
+
+
+def drop_database(name: str) -> None:
+    from sqlalchemy import text
+
+    engine = _admin_engine()
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture
+def fresh_pg_database() -> Iterator[Callable[[], str]]:
+    """A factory of empty Postgres databases, dropped after the test."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"lethe_test_{uuid.uuid4().hex[:10]}"
+        created.append(name)
+        return create_database(name)
+
+    yield make
+    for name in created:
+        drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    """The suite's migrated Postgres database."""
+    from app.core.db import get_engine
+    from app.core.migrate import upgrade
+
+    create_database(TEST_DB_NAME)
+    upgrade(TEST_DB_URL)
+    yield TEST_DB_URL
+    get_engine().dispose()
+    drop_database(TEST_DB_NAME)
+
+
+@pytest.fixture
+def session(database: str) -> Iterator:
+    from app.core.db import get_sessionmaker
+
+    with get_sessionmaker()() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def api(database: str) -> Iterator:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+def _issue_key(scopes: list[str], *, requires_approval: bool = False) -> str:
+    from app.core.auth import create_client
+    from app.core.db import get_sessionmaker
+
+    with get_sessionmaker()() as s:
+        issued = create_client(
+            s, name=f"test-{'-'.join(scopes)}", scopes=scopes, requires_approval=requires_approval
+        )
+        s.commit()
+        return issued.key
+
+
+@pytest.fixture(scope="session")
+def make_key(database: str) -> Callable[..., str]:
+    return _issue_key
+
+
+@pytest.fixture(scope="session")
+def admin_headers(database: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_issue_key(['admin'])}"}
+
+
+@pytest.fixture(scope="session")
+def portal_headers(database: str) -> dict[str, str]:
+    key = _issue_key(["requests:write", "requests:read", "lineage:write"])
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="session")
+def celery_worker(database: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process on Redis, against the suite's database."""
+    import redis
+
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    log_path = _VAR_DIR / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker"),
+                *(
+                    "-Q",
+                    "cpu,gpu",
+                    "--pool",
+                    "solo",
+                    "--loglevel",
+                    "INFO",
+                    "-n",
+                    f"test-{_RUN_ID}@%h",
+                ),
+            ],
+            cwd=REPO_ROOT,
+            env=os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if b"ready." in log_path.read_bytes():
+            break
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited: {log_path.read_text()[-2000:]}")
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError("worker did not become ready in 60 s")
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float = 30, every: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def table_counts(session) -> dict[str, int]:
+    """Row counts of every table, to show that a refused request changed nothing."""
+    from sqlalchemy import func, select
+
+    from app.models import Base
+
+    session.rollback()
+    counts = {
+        table.name: session.scalar(select(func.count()).select_from(table))
+        for table in Base.metadata.sorted_tables
+    }
+    session.rollback()
+    return counts
