@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+import psycopg.errors
+from sqlalchemy import ColumnElement, String, any_, bindparam, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.core.db import utcnow
 from app.lineage.models import DataSubject, SubjectIdentity, TrainingRecord
@@ -36,6 +38,15 @@ class DuplicateKeys(ValueError):
         self.positions = positions
 
 
+def _one_of(
+    session: Session, column: InstrumentedAttribute[str], values: list[str]
+) -> ColumnElement[bool]:
+    """`column IN values`; on Postgres as `= ANY(array)`, one parameter however many values."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String)))
+    return column.in_(values)
+
+
 def existing_subjects(
     session: Session, pairs: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], uuid.UUID]:
@@ -47,7 +58,7 @@ def existing_subjects(
         hashes = [h for _, h in chunk]
         rows = session.execute(
             select(SubjectIdentity.type, SubjectIdentity.hash, SubjectIdentity.subject_id).where(
-                SubjectIdentity.hash.in_(hashes)
+                _one_of(session, SubjectIdentity.hash, hashes)
             )
         )
         for type_, hash_, subject_id in rows:
@@ -62,7 +73,8 @@ def _existing_keys(session: Session, dataset_id: uuid.UUID, keys: list[str]) -> 
         present.update(
             session.scalars(
                 select(TrainingRecord.key).where(
-                    TrainingRecord.dataset_id == dataset_id, TrainingRecord.key.in_(chunk)
+                    TrainingRecord.dataset_id == dataset_id,
+                    _one_of(session, TrainingRecord.key, chunk),
                 )
             )
         )
@@ -80,8 +92,10 @@ def insert_records(
         if k in seen:
             dup_positions.append(i)
         seen.add(k)
-    present = _existing_keys(session, dataset_id, keys)
-    dup_positions += [i for i, k in enumerate(keys) if k in present]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if not postgres:  # on Postgres the unique index answers this during COPY, at no extra cost
+        present = _existing_keys(session, dataset_id, keys)
+        dup_positions += [i for i, k in enumerate(keys) if k in present]
     if dup_positions:
         raise DuplicateKeys(sorted(set(dup_positions)))
 
@@ -101,8 +115,15 @@ def insert_records(
         record_subjects.append(subject)
 
     now = utcnow()
-    if session.get_bind().dialect.name == "postgresql":
-        _copy_rows(session, dataset_id, rows, record_subjects, new_subjects, new_identities, now)
+    if postgres:
+        try:
+            with session.begin_nested():
+                _copy_rows(
+                    session, dataset_id, rows, record_subjects, new_subjects, new_identities, now
+                )
+        except psycopg.errors.UniqueViolation:
+            present = _existing_keys(session, dataset_id, keys)
+            raise DuplicateKeys([i for i, k in enumerate(keys) if k in present]) from None
     else:
         if new_subjects:
             session.execute(

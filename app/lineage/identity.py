@@ -60,4 +60,4 @@ def identity_hash(
     *, pepper: bytes, identity_type: IdentityType, value: str, identity_format: IdentityFormat
 ) -> str:
     digest = inner_digest(identity_type, value, identity_format)
-    return hmac.new(pepper, digest.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(pepper, digest.encode(), "sha256").hex()
