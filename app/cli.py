@@ -91,7 +91,7 @@ def serve(
     _bootstrap_admin()
     worker_process = None
     if with_worker:
-        worker_process = subprocess.Popen(_worker_command("cpu,gpu", 1, beat=False))
+        worker_process = subprocess.Popen(_worker_command("cpu,gpu", 1, beat=True))
     try:
         uvicorn.run(
             "app.main:create_app",

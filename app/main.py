@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app.audit.router import router as audit_router
+from app.audit.router import well_known as well_known_router
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
@@ -14,7 +15,11 @@ from app.core.observability import (
     configure_logging,
 )
 from app.erasure.router import router as erasure_router
+from app.jobs.router import router as jobs_router
 from app.lineage.router import router as lineage_router
+from app.opendsr.router import router as opendsr_router
+from app.registry.router import router as registry_router
+from app.webhooks.router import router as webhooks_router
 
 
 def create_app() -> FastAPI:
@@ -28,6 +33,16 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
-    for router in (health_router, erasure_router, lineage_router, audit_router):
+    for router in (
+        health_router,
+        erasure_router,
+        lineage_router,
+        registry_router,
+        jobs_router,
+        audit_router,
+        well_known_router,
+        webhooks_router,
+        opendsr_router,
+    ):
         app.include_router(router)
     return app

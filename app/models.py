@@ -1,11 +1,15 @@
 """Imports every table so that `Base.metadata` is complete (Alembic, tests)."""
 
-from app.audit.models import AuditEvent
+from app.audit.models import AuditEvent, ErasureCertificate
 from app.core.auth import ApiClient
 from app.core.db import Base
 from app.core.idempotency import IdempotencyKey
 from app.erasure.models import ErasureRequest
+from app.jobs.models import Job, JobRequest, JobShard
 from app.lineage.models import Dataset, DataSubject, SubjectIdentity, TrainingRecord
+from app.opendsr.models import OpenDsrRequest
+from app.registry.models import MlModel, ModelVersion, ShardCheckpoint
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiClient",
@@ -13,8 +17,18 @@ __all__ = [
     "Base",
     "DataSubject",
     "Dataset",
+    "ErasureCertificate",
     "ErasureRequest",
     "IdempotencyKey",
+    "Job",
+    "JobRequest",
+    "JobShard",
+    "MlModel",
+    "ModelVersion",
+    "OpenDsrRequest",
+    "ShardCheckpoint",
     "SubjectIdentity",
     "TrainingRecord",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -6,12 +6,24 @@ from typing import Any
 
 from celery.signals import setup_logging
 
-from app.core.broker import get_celery
+from app.core.broker import RECONCILE, SWEEP_WEBHOOKS, get_celery
 from app.core.config import get_settings
 from app.core.observability import configure_logging
 
 celery_app = get_celery()
-celery_app.conf.include = ["workers.tasks.erasure"]
+celery_app.conf.include = ["workers.tasks.erasure", "workers.tasks.jobs", "workers.tasks.webhooks"]
+# Beat sweeps the webhook outbox and reconciles jobs, so nothing depends on one broker message.
+celery_app.conf.beat_schedule = {
+    **(celery_app.conf.beat_schedule or {}),
+    "jobs-reconcile": {
+        "task": RECONCILE,
+        "schedule": get_settings().reconcile_interval_seconds,
+    },
+    "webhooks-sweep": {
+        "task": SWEEP_WEBHOOKS,
+        "schedule": get_settings().webhook_sweep_seconds,
+    },
+}
 
 
 @setup_logging.connect

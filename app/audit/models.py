@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime
@@ -24,3 +25,17 @@ class AuditEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ErasureCertificate(Base):
+    """The signed statement that an erasure request was carried out."""
+
+    __tablename__ = "erasure_certificates"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("erasure_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    jws: Mapped[str] = mapped_column(Text)
+    claims: Mapped[dict[str, Any]] = mapped_column(JSON)
+    kid: Mapped[str] = mapped_column(String(100))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)

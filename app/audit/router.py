@@ -5,9 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.audit import service
-from app.audit.schemas import AuditEventOut, AuditEventPage, ChainVerification
+from app.audit.chain import GENESIS_HASH
+from app.audit.schemas import AuditEventOut, AuditEventPage, ChainVerification, SignedCheckpoint
+from app.audit.signing import jwks, load_signing_key, sign_claims
 from app.core.auth import require
-from app.core.db import SessionDep
+from app.core.config import get_settings
+from app.core.db import SessionDep, utcnow
 from app.core.pagination import MAX_LIMIT
 from app.core.scopes import Scope
 
@@ -32,3 +35,28 @@ def export_events(
         items=[AuditEventOut.model_validate(e) for e in events],
         next_after_seq=events[-1].seq if len(events) == limit else None,
     )
+
+
+@router.get("/checkpoint", response_model=SignedCheckpoint)
+def checkpoint(session: SessionDep, _: Admin) -> SignedCheckpoint:
+    """The chain head, signed: keep it outside Lethe to detect a later rewrite of history."""
+    head = service.chain_head(session)
+    key = load_signing_key(get_settings().resolved_signing_key_file)
+    claims = {
+        "iss": "lethe",
+        "head_seq": head[0] if head else 0,
+        "head_hash": head[1] if head else GENESIS_HASH,
+        "signed_at": utcnow().isoformat(),
+    }
+    return SignedCheckpoint(
+        jws=sign_claims(key, claims, typ="lethe-audit-checkpoint+jws"), claims=claims
+    )
+
+
+well_known = APIRouter(tags=["audit"])
+
+
+@well_known.get("/v1/.well-known/jwks.json")
+def jwks_document() -> dict:
+    """Public keys that verify certificates and checkpoints (no authentication)."""
+    return jwks(load_signing_key(get_settings().resolved_signing_key_file))

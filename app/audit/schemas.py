@@ -36,3 +36,16 @@ class ChainVerification(BaseModel):
 class AuditEventPage(BaseModel):
     items: list[AuditEventOut]
     next_after_seq: int | None
+
+
+class SignedCheckpoint(BaseModel):
+    jws: str
+    claims: dict[str, Any]
+
+
+class CertificateOut(BaseModel):
+    request_id: str
+    jws: str
+    claims: dict[str, Any]
+    kid: str
+    jwks_url: str = "/v1/.well-known/jwks.json"

@@ -60,6 +60,13 @@ def append_event(
     return event
 
 
+def chain_head(session: Session) -> tuple[int, str] | None:
+    head = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    return (head.seq, head.hash) if head else None
+
+
 def verify_chain(session: Session, *, batch: int = 5000) -> ChainVerification:
     """Recompute every link in order; name the first one that does not hold."""
     expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0

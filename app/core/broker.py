@@ -6,17 +6,30 @@ The broker is only a doorbell: every task re-reads its row, so a lost message lo
 
 from __future__ import annotations
 
+import uuid
 from functools import lru_cache
 from typing import Any
 
 import structlog
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
 
 from app.core.config import EMBEDDED_BROKER, Settings, get_settings
 
 PLAN_ERASURE_REQUEST = "lethe.erasure.plan_request"
+DELIVER_WEBHOOKS = "lethe.webhooks.deliver"
+SWEEP_WEBHOOKS = "lethe.webhooks.sweep"
+RUN_JOB = "lethe.jobs.run"
+RUN_SHARD = "lethe.jobs.run_shard"
+FINISH_JOB = "lethe.jobs.finish"
+RECONCILE = "lethe.jobs.reconcile"
+PREDICT = "lethe.models.predict"
 QUEUE_CPU = "cpu"
 QUEUE_GPU = "gpu"
+# Training and unlearning go to the `gpu` queue; a machine without a GPU worker runs a worker
+# with `-Q cpu,gpu` (as `lethe serve` does) and trains on the CPU.
+TRAINING_QUEUE = QUEUE_GPU
+PREDICT_TIMEOUT_SECONDS = 60
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +47,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "timezone": "UTC",
     }
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        config["result_backend"] = settings.broker_url
+    else:
+        results = (settings.var_dir / "task-results.sqlite").resolve()
+        config["result_backend"] = f"db+sqlite:///{results}"
     if settings.broker_url == EMBEDDED_BROKER:
         folder = settings.broker_dir
         for sub in ("queue", "processed"):
@@ -56,14 +74,39 @@ def get_celery() -> Celery:
     return celery
 
 
-def enqueue(task_name: str, *, args: list[Any], queue: str = QUEUE_CPU) -> bool:
+def enqueue(
+    task_name: str, *, args: list[Any], queue: str = QUEUE_CPU, countdown: float = 0
+) -> bool:
     """Ring the doorbell; a failure is logged, not raised: the reconciler finds the row later."""
     try:
-        get_celery().send_task(task_name, args=args, queue=queue, retry=False)
+        get_celery().send_task(
+            task_name, args=args, queue=queue, retry=False, countdown=countdown or None
+        )
         return True
     except Exception as exc:  # the broker being down must not fail a committed request
         log.warning("enqueue_failed", task=task_name, error_type=type(exc).__name__)
         return False
+
+
+def predict_remotely(
+    *, model_id: uuid.UUID, version_id: uuid.UUID, features: list[list[float]]
+) -> dict[str, Any]:
+    """Run a prediction on a worker (the API has no PyTorch) and wait for its answer."""
+    from app.core.errors import ProblemError
+
+    try:
+        result = get_celery().send_task(
+            PREDICT, args=[str(model_id), str(version_id), features], queue=TRAINING_QUEUE
+        )
+        return result.get(timeout=PREDICT_TIMEOUT_SECONDS)
+    except CeleryTimeout as exc:
+        raise ProblemError(
+            503, "No worker answered the prediction in time", slug="workers-unavailable"
+        ) from exc
+    except ValueError as exc:
+        raise ProblemError(
+            422, str(exc), errors=[{"pointer": "#/features", "detail": str(exc)}]
+        ) from exc
 
 
 def broker_reachable(timeout: float = 2.0) -> bool:

@@ -29,8 +29,53 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(24, ge=1, description="How long Idempotency-Key replays.")
     log_level: str = Field("INFO", description="Python log level name.")
     log_json: bool = Field(True, description="JSON log lines (false: human-readable).")
+    artifact_dir: Path | None = Field(
+        None, description="Where checkpoints and model weights live; empty means var_dir/artifacts."
+    )
+    signing_key_file: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) for certificates; generated under var_dir if empty.",
+    )
+    job_lease_seconds: int = Field(
+        120, ge=2, description="A running job's lease, renewed by its heartbeat."
+    )
+    job_max_attempts: int = Field(3, ge=1, description="Runs of a job before it is failed.")
+    batching_window_seconds: float = Field(
+        0.0, ge=0, description="How long a model's next unlearning job waits to gather requests."
+    )
+    reconcile_interval_seconds: float = Field(
+        30.0, gt=0, description="How often beat re-enqueues expired jobs and stuck requests."
+    )
     host: str = Field("127.0.0.1", description="`lethe serve` bind address.")
     port: int = Field(8000, description="`lethe serve` port.")
+    webhook_allowed_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs that webhook and callback URLs may resolve to even "
+        "though they are private, loopback or link-local (e.g. `10.20.0.0/16`).",
+    )
+    webhook_timeout_seconds: float = Field(
+        15.0, gt=0, le=60, description="Timeout of one webhook or callback delivery attempt."
+    )
+    webhook_sweep_seconds: float = Field(
+        30.0, ge=1, description="How often beat sweeps the outbox for due deliveries."
+    )
+    webhook_signing_key: SecretStr | None = Field(
+        None,
+        description="Ed25519 key (`whsk_` + base64 of the 32-byte seed) that signs deliveries to "
+        "a request's `callback_url`; generated under var_dir when unset.",
+    )
+    opendsr_processor_domain: str = Field(
+        "localhost",
+        description="The domain named in `X-OpenDSR-Processor-Domain`; the certificate's subject.",
+    )
+    opendsr_key_file: Path | None = Field(
+        None, description="PEM private key (RSA or EC) that signs OpenDSR responses and callbacks."
+    )
+    opendsr_certificate_file: Path | None = Field(
+        None,
+        description="PEM X.509 certificate for `opendsr_key_file`; both unset: a self-signed "
+        "pair is generated under var_dir on first use (development only).",
+    )
 
     @property
     def is_embedded(self) -> bool:
@@ -45,6 +90,14 @@ class Settings(BaseSettings):
     @property
     def broker_dir(self) -> Path:
         return (self.var_dir / "broker").resolve()
+
+    @property
+    def resolved_artifact_dir(self) -> Path:
+        return (self.artifact_dir or self.var_dir / "artifacts").resolve()
+
+    @property
+    def resolved_signing_key_file(self) -> Path:
+        return (self.signing_key_file or self.var_dir / "signing-key.pem").resolve()
 
     def pepper_bytes(self) -> bytes:
         """The identity pepper; the embedded default keeps a generated one under var_dir."""

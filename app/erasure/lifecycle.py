@@ -1,7 +1,8 @@
 """Every status transition of an erasure request, and nothing else changes a status.
 
 Each transition, in the caller's transaction: checks it is legal from the current status (a 409
-problem naming the current status otherwise), writes the new status and an audit event.
+problem naming the current status otherwise), writes the new status, an audit event and the
+webhook outbox rows for its subscribers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from app.audit.service import append_event
 from app.core.db import utcnow
 from app.core.errors import ProblemError
 from app.erasure.models import ErasureRequest
+from app.webhooks import outbox
 
 
 class Status(StrEnum):
@@ -92,6 +94,7 @@ def _move(
         entity_id=str(request.id),
         data=payload,
     )
+    outbox.request_transitioned(session, request=request, previous_status=current.value)
     session.flush()
 
 
@@ -108,6 +111,7 @@ def receive(session: Session, *, request: ErasureRequest, actor: str) -> None:
         entity_id=str(request.id),
         data={"to": Status.RECEIVED.value, "due_at": request.due_at.isoformat()},
     )
+    outbox.request_transitioned(session, request=request, previous_status=None)
 
 
 def hold_for_approval(session: Session, *, request: ErasureRequest, actor: str) -> None:

@@ -8,11 +8,13 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.audit import service as audit_service
-from app.audit.schemas import AuditEventOut
+from app.audit.models import ErasureCertificate
+from app.audit.schemas import AuditEventOut, CertificateOut
 from app.core.auth import require
 from app.core.broker import PLAN_ERASURE_REQUEST, enqueue
 from app.core.config import get_settings
 from app.core.db import SessionDep
+from app.core.errors import ProblemError
 from app.core.idempotency import idempotent_json
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.scopes import Scope
@@ -106,6 +108,22 @@ def request_events(
         session, entity_type="erasure_request", entity_id=str(erasure.id), limit=10_000
     )
     return [AuditEventOut.model_validate(e) for e in events]
+
+
+@router.get("/{request_id}/certificate", response_model=CertificateOut)
+def certificate(request_id: uuid.UUID, session: SessionDep, client: Reader) -> CertificateOut:
+    erasure = service.get_request(session, client=client, request_id=request_id)
+    issued = session.get(ErasureCertificate, erasure.id)
+    if issued is None:
+        raise ProblemError(
+            409,
+            f"The certificate is issued when the request completes; it is `{erasure.status}`",
+            slug="certificate-not-ready",
+            current_status=erasure.status,
+        )
+    return CertificateOut(
+        request_id=str(erasure.id), jws=issued.jws, claims=issued.claims, kid=issued.kid
+    )
 
 
 @router.post("/{request_id}/cancel", response_model=ErasureRequestOut)

@@ -67,4 +67,6 @@ class TrainingRecord(Base):
     split: Mapped[str] = mapped_column(String(8))
     label: Mapped[int] = mapped_column(Integer)
     features: Mapped[bytes] = mapped_column(LargeBinary)
+    # Set when an erasure request claims the record: from then on no training sees it.
+    erasure_request_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

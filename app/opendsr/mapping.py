@@ -1,0 +1,65 @@
+"""How OpenDSR names map onto Lethe's: request statuses, identity types and formats.
+
+Statuses are compared as strings so that this module (imported from the transition path)
+does not import the lifecycle.
+"""
+
+from __future__ import annotations
+
+from app.lineage.identity import IdentityFormat, IdentityType
+
+API_VERSION = "2.0"
+SUBJECT_REQUEST_TYPES = ("erasure",)
+REGULATIONS = ("gdpr", "ccpa")
+
+PENDING = "pending"
+IN_PROGRESS = "in_progress"
+COMPLETED = "completed"
+CANCELLED = "cancelled"
+
+# failed stays in_progress: an admin can retry it, and OpenDSR has no failure status.
+_STATUS = {
+    "received": PENDING,
+    "pending_approval": PENDING,
+    "approved": PENDING,
+    "planning": IN_PROGRESS,
+    "planned": IN_PROGRESS,
+    "running": IN_PROGRESS,
+    "verifying": IN_PROGRESS,
+    "failed": IN_PROGRESS,
+    "completed": COMPLETED,
+    "cancelled": CANCELLED,
+    "denied": CANCELLED,
+}
+
+
+def request_status(lethe_status: str) -> str:
+    return _STATUS[lethe_status]
+
+
+# OpenDSR identity type names that differ from Lethe's.
+_TYPE_ALIASES = {"roku_publisher_id": IdentityType.ROKU_PUBLISHER_DEVICE_ID}
+_LETHE_TO_OPENDSR = {v: k for k, v in _TYPE_ALIASES.items()}
+
+SUPPORTED_IDENTITY_TYPES: tuple[str, ...] = tuple(
+    _LETHE_TO_OPENDSR.get(t, t.value) for t in IdentityType
+)
+SUPPORTED_IDENTITY_FORMATS: tuple[str, ...] = tuple(f.value for f in IdentityFormat)
+
+
+def identity_type(name: str) -> IdentityType:
+    """The Lethe identity type for an OpenDSR `identity_type` (ValueError if unsupported)."""
+    if name in _TYPE_ALIASES:
+        return _TYPE_ALIASES[name]
+    try:
+        return IdentityType(name)
+    except ValueError:
+        raise ValueError(
+            f"identity_type must be one of: {', '.join(sorted(SUPPORTED_IDENTITY_TYPES))}"
+        ) from None
+
+
+def identity_format(name: str) -> IdentityFormat:
+    if name not in SUPPORTED_IDENTITY_FORMATS:
+        raise ValueError(f"identity_format must be one of: {', '.join(SUPPORTED_IDENTITY_FORMATS)}")
+    return IdentityFormat(name)

@@ -1,0 +1,99 @@
+"""OpenDSR 2.0 routes. Requests use the same bearer API keys as /v1 (`requests:write` to
+submit and cancel, `requests:read` for status); discovery and the certificate are public, since
+controllers fetch them to verify our signatures. Successful responses carry
+`X-OpenDSR-Processor-Domain` and `X-OpenDSR-Signature` over the exact body bytes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from app.core.auth import require
+from app.core.broker import PLAN_ERASURE_REQUEST, enqueue
+from app.core.config import get_settings
+from app.core.db import SessionDep
+from app.core.idempotency import fingerprint, idempotent_json
+from app.core.scopes import Scope
+from app.opendsr import service
+from app.opendsr.errors import OpenDsrRoute
+from app.opendsr.schemas import OpenDsrRequestIn
+from app.opendsr.signing import certificate_pem, signed_headers
+
+router = APIRouter(prefix="/opendsr/v1", tags=["opendsr"], route_class=OpenDsrRoute)
+Writer = require(Scope.REQUESTS_WRITE)
+Reader = require(Scope.REQUESTS_READ)
+
+
+def signed_json(status: int, body: dict[str, Any] | bytes) -> Response:
+    raw = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+    return Response(
+        raw, status_code=status, media_type="application/json", headers=signed_headers(raw)
+    )
+
+
+@router.get("/discovery")
+def discovery(request: Request) -> Response:
+    certificate_url = str(request.url_for("opendsr_certificate"))
+    return signed_json(200, service.discovery(certificate_url=certificate_url))
+
+
+@router.get("/certificate.pem", name="opendsr_certificate")
+def certificate() -> Response:
+    """The X.509 certificate whose key signs OpenDSR responses and callbacks."""
+    return Response(certificate_pem(), media_type="application/x-pem-file")
+
+
+@router.post("/requests", status_code=201)
+def submit(
+    body: OpenDsrRequestIn, request: Request, session: SessionDep, client: Writer
+) -> Response:
+    settings = get_settings()
+    payload = body.model_dump(mode="json")
+    body_fingerprint = fingerprint(method="POST", path=request.url.path, body=payload)
+    created: list[uuid.UUID] = []
+
+    def work() -> tuple[int, dict]:
+        row, erasure, is_new = service.submit(
+            session,
+            client=client,
+            body=body,
+            fingerprint=body_fingerprint,
+            pepper=settings.pepper_bytes(),
+            due_months=settings.due_months,
+        )
+        if is_new:
+            created.append(erasure.id)
+        return 201, service.creation_body(row, erasure)
+
+    response = idempotent_json(
+        session,
+        client_id=client.id,
+        key=f"opendsr:{body.subject_request_id}",
+        method="POST",
+        path=request.url.path,
+        body=payload,
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        work=work,
+    )
+    if created and not client.requires_approval:
+        enqueue(PLAN_ERASURE_REQUEST, args=[str(created[0])])
+    return signed_json(response.status_code, bytes(response.body))
+
+
+@router.get("/requests/{subject_request_id}")
+def request_status(subject_request_id: uuid.UUID, session: SessionDep, client: Reader) -> Response:
+    row, erasure = service.find(session, client=client, subject_request_id=subject_request_id)
+    return signed_json(200, service.status(row, erasure))
+
+
+@router.delete("/requests/{subject_request_id}", status_code=202)
+def cancel(subject_request_id: uuid.UUID, session: SessionDep, client: Writer) -> Response:
+    row, received_time = service.cancel(
+        session, client=client, subject_request_id=subject_request_id
+    )
+    session.commit()
+    return signed_json(202, service.cancellation_body(row, received_time=received_time))

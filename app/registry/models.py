@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, UTCDateTime, new_id, utcnow
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class MlModel(Base):
+    """A model Lethe trains and can therefore retrain: its dataset, architecture and strategy."""
+
+    __tablename__ = "ml_models"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id"))
+    dataset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("datasets.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    architecture: Mapped[str] = mapped_column(String(100))
+    strategy: Mapped[str] = mapped_column(String(20))
+    shards: Mapped[int] = mapped_column(Integer, default=1)
+    slices: Mapped[int] = mapped_column(Integer, default=1)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    epochs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    aggregation: Mapped[str] = mapped_column(String(10), default="mean")
+    num_classes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    input_shape: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    approximate_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    active_version_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ModelVersion(Base):
+    """One trained state of a model. `manifest` says exactly what it was trained on."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "number", name="uq_model_versions_number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    status: Mapped[str] = mapped_column(String(20))  # active, superseded, purged
+    method: Mapped[str] = mapped_column(String(50))
+    exact: Mapped[bool] = mapped_column(Boolean, default=True)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trained_records: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ShardCheckpoint(Base):
+    """A stored slice checkpoint (or a monolithic model's weights) of a model."""
+
+    __tablename__ = "shard_checkpoints"
+    __table_args__ = (UniqueConstraint("model_id", "key", name="uq_shard_checkpoints_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    shard: Mapped[int] = mapped_column(Integer)
+    slice: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Strategy = Literal["sisa", "approximate", "retrain"]
+
+
+class ModelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    dataset_id: uuid.UUID
+    architecture: str = Field(min_length=1, max_length=100)
+    strategy: Strategy = "sisa"
+    shards: int = Field(1, ge=1, le=256)
+    slices: int = Field(1, ge=1, le=64)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    epochs: int | None = Field(None, ge=1, le=1000)
+    aggregation: Literal["mean", "vote"] = "mean"
+    input_shape: list[int] | None = Field(
+        None, min_length=1, max_length=4, description="e.g. [1, 8, 8] for the cnn; default [d]"
+    )
+    approximate_policy: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _strategy_fits(self) -> ModelCreate:
+        if self.strategy != "sisa" and (self.shards != 1 or self.slices != 1):
+            raise ValueError("shards and slices apply only to the sisa strategy")
+        if self.strategy != "approximate" and self.approximate_policy is not None:
+            raise ValueError("approximate_policy applies only to the approximate strategy")
+        return self
+
+
+class VersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    number: int
+    parent_id: uuid.UUID | None
+    status: str
+    method: str
+    exact: bool
+    trained_records: int
+    metrics: dict[str, Any]
+    job_id: uuid.UUID | None
+    created_at: datetime
+    activated_at: datetime | None
+    purged_at: datetime | None
+
+
+class ModelOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    dataset_id: uuid.UUID
+    architecture: str
+    strategy: str
+    shards: int
+    slices: int
+    seed: int
+    epochs: int | None
+    aggregation: str
+    input_shape: list[int] | None
+    num_classes: int | None
+    approximate_policy: dict[str, Any] | None
+    active_version: VersionOut | None = None
+    created_at: datetime
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    features: list[list[float]] = Field(min_length=1, max_length=1000)
+
+
+class PredictOut(BaseModel):
+    model_id: uuid.UUID
+    version_id: uuid.UUID
+    labels: list[int]
+    probabilities: list[list[float]]

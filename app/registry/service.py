@@ -1,0 +1,122 @@
+"""Models and their versions."""
+
+from __future__ import annotations
+
+import uuid
+from importlib.metadata import entry_points
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.auth import ApiClient
+from app.core.errors import NotFound, ProblemError
+from app.lineage.service import get_dataset
+from app.registry.models import MlModel, ModelVersion
+from app.registry.schemas import ModelCreate, ModelOut, VersionOut
+
+BUILTIN_ARCHITECTURES = ("mlp", "cnn")
+ACTIVE, SUPERSEDED, PURGED = "active", "superseded", "purged"
+
+
+def known_architectures() -> list[str]:
+    """Built-in names and those registered by packages under `lethe.architectures`."""
+    plugged = [ep.name for ep in entry_points(group="lethe.architectures")]
+    return sorted({*BUILTIN_ARCHITECTURES, *plugged})
+
+
+def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> MlModel:
+    dataset = get_dataset(session, client=client, dataset_id=body.dataset_id)
+    architectures = known_architectures()
+    if body.architecture not in architectures:
+        raise ProblemError(
+            422,
+            f"Unknown architecture; known: {', '.join(architectures)}",
+            errors=[{"pointer": "#/architecture", "detail": "unknown architecture"}],
+        )
+    if body.input_shape is not None and dataset.feature_count is not None:
+        size = 1
+        for dim in body.input_shape:
+            size *= dim
+        if size != dataset.feature_count:
+            raise ProblemError(
+                422,
+                f"input_shape holds {size} values; the dataset's records have "
+                f"{dataset.feature_count} features",
+                errors=[{"pointer": "#/input_shape", "detail": "does not match feature count"}],
+            )
+    policy = body.approximate_policy
+    if (
+        body.strategy == "approximate"
+        and policy is not None
+        and not isinstance(policy.get("method", ""), str)
+    ):
+        raise ProblemError(
+            422,
+            "approximate_policy.method must be a method name",
+            errors=[{"pointer": "#/approximate_policy/method", "detail": "must be a string"}],
+        )
+    model = MlModel(
+        client_id=client.id,
+        dataset_id=dataset.id,
+        name=body.name,
+        architecture=body.architecture,
+        strategy=body.strategy,
+        shards=body.shards,
+        slices=body.slices,
+        seed=body.seed,
+        epochs=body.epochs,
+        aggregation=body.aggregation,
+        input_shape=body.input_shape,
+        approximate_policy=policy if body.strategy == "approximate" else None,
+    )
+    session.add(model)
+    session.flush()
+    return model
+
+
+def get_model(session: Session, *, client: ApiClient, model_id: uuid.UUID) -> MlModel:
+    model = session.get(MlModel, model_id)
+    if model is None or (not client.is_admin and model.client_id != client.id):
+        raise NotFound("Model")
+    return model
+
+
+def active_version(session: Session, *, model: MlModel) -> ModelVersion | None:
+    if model.active_version_id is None:
+        return None
+    return session.get(ModelVersion, model.active_version_id)
+
+
+def versions(session: Session, *, model_id: uuid.UUID) -> list[ModelVersion]:
+    return list(
+        session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id)
+            .order_by(ModelVersion.number.desc())
+        )
+    )
+
+
+def next_version_number(session: Session, *, model_id: uuid.UUID) -> int:
+    numbers = session.scalars(
+        select(ModelVersion.number)
+        .where(ModelVersion.model_id == model_id)
+        .order_by(ModelVersion.number.desc())
+        .limit(1)
+    ).all()
+    return (numbers[0] if numbers else 0) + 1
+
+
+def models_on_dataset(session: Session, *, dataset_id: uuid.UUID) -> list[MlModel]:
+    return list(
+        session.scalars(
+            select(MlModel).where(MlModel.dataset_id == dataset_id).order_by(MlModel.created_at)
+        )
+    )
+
+
+def to_out(session: Session, model: MlModel) -> ModelOut:
+    out = ModelOut.model_validate(model)
+    version = active_version(session, model=model)
+    out.active_version = VersionOut.model_validate(version) if version else None
+    return out

@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.core.auth import ApiClient, require
+from app.core.config import get_settings
+from app.core.db import SessionDep
+from app.core.idempotency import idempotent_json
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.scopes import Scope
+from app.webhooks import service
+from app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from app.webhooks.schemas import (
+    DeliveryOut,
+    DeliveryPage,
+    EndpointCreate,
+    EndpointOut,
+    EndpointWithSecret,
+    RotateSecret,
+    SigningKeyOut,
+)
+from app.webhooks.signing import callback_public_key
+
+router = APIRouter(tags=["webhooks"])
+Writer = require(Scope.REQUESTS_WRITE)
+Reader = require(Scope.REQUESTS_READ)
+IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+ENDPOINTS = "/v1/webhook-endpoints"
+
+
+def _endpoint_out(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict:
+    base = f"{ENDPOINTS}/{endpoint.id}"
+    links = {"self": base, "deliveries": f"{base}/deliveries"}
+    out = EndpointOut.model_validate(endpoint).model_copy(update={"links": links})
+    if secret is not None:
+        out = EndpointWithSecret(**out.model_dump(), secret=secret)
+    return out.model_dump(mode="json")
+
+
+def _delivery_out(delivery: WebhookDelivery) -> dict:
+    return DeliveryOut.model_validate(delivery).model_dump(mode="json")
+
+
+def _idempotent(
+    request: Request,
+    session: SessionDep,
+    client: ApiClient,
+    key: str | None,
+    body: dict,
+    work: Callable[[], tuple[int, dict]],
+) -> JSONResponse:
+    return idempotent_json(
+        session,
+        client_id=client.id,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
+        work=work,
+    )
+
+
+@router.post(ENDPOINTS, status_code=201, response_model=EndpointWithSecret)
+def create_endpoint(
+    body: EndpointCreate,
+    request: Request,
+    session: SessionDep,
+    client: Writer,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    def work() -> tuple[int, dict]:
+        endpoint, secret = service.create_endpoint(
+            session, client=client, url=str(body.url), events=body.events
+        )
+        return 201, _endpoint_out(endpoint, secret=secret)
+
+    payload = body.model_dump(mode="json")
+    return _idempotent(request, session, client, idempotency_key, payload, work)
+
+
+@router.get(ENDPOINTS, response_model=list[EndpointOut])
+def list_endpoints(session: SessionDep, client: Reader) -> list[dict]:
+    return [_endpoint_out(e) for e in service.list_endpoints(session, client=client)]
+
+
+@router.get(ENDPOINTS + "/{endpoint_id}", response_model=EndpointOut)
+def get_endpoint(endpoint_id: uuid.UUID, session: SessionDep, client: Reader) -> dict:
+    return _endpoint_out(service.get_endpoint(session, client=client, endpoint_id=endpoint_id))
+
+
+@router.delete(ENDPOINTS + "/{endpoint_id}", status_code=204)
+def delete_endpoint(endpoint_id: uuid.UUID, session: SessionDep, client: Writer) -> Response:
+    service.delete_endpoint(session, client=client, endpoint_id=endpoint_id)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post(ENDPOINTS + "/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret)
+def rotate_secret(
+    endpoint_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    client: Writer,
+    body: RotateSecret | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    rotation = body or RotateSecret()
+
+    def work() -> tuple[int, dict]:
+        endpoint, secret = service.rotate_secret(
+            session,
+            client=client,
+            endpoint_id=endpoint_id,
+            overlap=timedelta(hours=rotation.overlap_hours),
+        )
+        return 200, _endpoint_out(endpoint, secret=secret)
+
+    payload = rotation.model_dump(mode="json")
+    return _idempotent(request, session, client, idempotency_key, payload, work)
+
+
+@router.get(ENDPOINTS + "/{endpoint_id}/deliveries", response_model=DeliveryPage)
+def endpoint_deliveries(
+    endpoint_id: uuid.UUID,
+    session: SessionDep,
+    client: Reader,
+    status: DeliveryStatus | None = None,
+    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> dict:
+    rows, next_cursor = service.list_deliveries(
+        session, client=client, endpoint_id=endpoint_id, status=status, cursor=cursor, limit=limit
+    )
+    return {"items": [_delivery_out(d) for d in rows], "next_cursor": next_cursor}
+
+
+@router.post(
+    ENDPOINTS + "/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=DeliveryOut,
+)
+def redeliver_to_endpoint(
+    endpoint_id: uuid.UUID,
+    delivery_id: int,
+    request: Request,
+    session: SessionDep,
+    client: Writer,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    def work() -> tuple[int, dict]:
+        delivery = service.redeliver(
+            session, client=client, delivery_id=delivery_id, endpoint_id=endpoint_id
+        )
+        return 202, _delivery_out(delivery)
+
+    return _idempotent(request, session, client, idempotency_key, {}, work)
+
+
+@router.get("/v1/webhook-deliveries", response_model=DeliveryPage)
+def all_deliveries(
+    session: SessionDep,
+    client: Reader,
+    erasure_request_id: uuid.UUID | None = None,
+    status: DeliveryStatus | None = None,
+    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> dict:
+    """Every delivery of this client: endpoints, request callback URLs and OpenDSR callbacks."""
+    rows, next_cursor = service.list_deliveries(
+        session,
+        client=client,
+        erasure_request_id=erasure_request_id,
+        status=status,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"items": [_delivery_out(d) for d in rows], "next_cursor": next_cursor}
+
+
+@router.post(
+    "/v1/webhook-deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut
+)
+def redeliver(
+    delivery_id: int,
+    request: Request,
+    session: SessionDep,
+    client: Writer,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    def work() -> tuple[int, dict]:
+        return 202, _delivery_out(
+            service.redeliver(session, client=client, delivery_id=delivery_id)
+        )
+
+    return _idempotent(request, session, client, idempotency_key, {}, work)
+
+
+@router.get("/v1/webhook-signing-key", response_model=SigningKeyOut)
+def signing_key() -> SigningKeyOut:
+    """The public key that verifies `v1a` signatures on deliveries to a request's
+    `callback_url` (registered endpoints use their own `whsec_` secret instead)."""
+    return SigningKeyOut(public_key=callback_public_key())

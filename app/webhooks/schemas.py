@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+from app.webhooks.events import ALL_EVENTS, EVENT_TYPES
+
+MAX_OVERLAP_HOURS = 7 * 24
+
+
+class EndpointCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: AnyHttpUrl = Field(description="Where to POST events; http or https, a public address.")
+    events: list[str] = Field(
+        min_length=1,
+        max_length=len(EVENT_TYPES) + 1,
+        description="Event types to receive, or `*` for all of them.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _short_enough(cls, url: AnyHttpUrl) -> AnyHttpUrl:
+        if len(str(url)) > 2000:
+            raise ValueError("the URL is longer than 2000 characters")
+        return url
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: list[str]) -> list[str]:
+        unknown = sorted(set(events) - EVENT_TYPES - {ALL_EVENTS})
+        if unknown:
+            raise ValueError(
+                f"{len(unknown)} unknown event type(s); known: *, {', '.join(sorted(EVENT_TYPES))}"
+            )
+        return sorted(set(events))
+
+
+class RotateSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_hours: float = Field(
+        24,
+        ge=0,
+        le=MAX_OVERLAP_HOURS,
+        description="How long deliveries also carry a signature made with the old secret.",
+    )
+
+
+class EndpointOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    status: str
+    disabled_reason: str | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class EndpointWithSecret(EndpointOut):
+    secret: str = Field(description="The signing secret, shown only in this response.")
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    message_id: str = Field(description="The `webhook-id` header; the same on every attempt.")
+    event_type: str
+    target: str
+    endpoint_id: uuid.UUID | None
+    erasure_request_id: uuid.UUID | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    first_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    attempt_log: list[dict[str, Any]]
+    created_at: datetime
+    succeeded_at: datetime | None
+    payload: dict[str, Any]
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class SigningKeyOut(BaseModel):
+    signature_version: str = "v1a"
+    algorithm: str = "ed25519"
+    public_key: str = Field(description="`whpk_` + base64 of the raw Ed25519 public key.")

@@ -1,0 +1,80 @@
+"""Standard Webhooks signatures.
+
+Registered endpoints share an HMAC secret with us (`whsec_...`) and get `v1` signatures, made with
+the `standardwebhooks` library. A request's `callback_url` has no shared secret, so those
+deliveries carry a `v1a` signature (Ed25519, the Standard Webhooks asymmetric scheme) that anyone
+can check against the public key at `GET /v1/webhook-signing-key`.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from math import floor
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from standardwebhooks import Webhook
+
+from app.core.config import get_settings
+
+SECRET_PREFIX = "whsec_"
+SIGNING_KEY_PREFIX = "whsk_"
+PUBLIC_KEY_PREFIX = "whpk_"
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def sign_v1(secrets_: list[str], *, msg_id: str, timestamp: datetime, body: str) -> str:
+    """One `v1,<base64>` per secret, space-separated (several while a rotation overlaps)."""
+    return " ".join(Webhook(s).sign(msg_id, timestamp, body) for s in secrets_)
+
+
+def create_once(path: Path, make: Callable[[], bytes]) -> bytes:
+    """Read `path`, creating it (mode 0600) first if absent; safe across processes."""
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            partial = path.with_name(f".{path.name}.partial")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(make())
+            partial.replace(path)
+    return path.read_bytes()
+
+
+def _encoded_seed() -> bytes:
+    return (SIGNING_KEY_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()).encode()
+
+
+@lru_cache
+def callback_signing_key() -> Ed25519PrivateKey:
+    settings = get_settings()
+    if settings.webhook_signing_key is not None:
+        encoded = settings.webhook_signing_key.get_secret_value()
+    else:
+        path = settings.var_dir / "webhooks" / "callback-signing-key"
+        encoded = create_once(path, _encoded_seed).decode().strip()
+    seed = base64.b64decode(encoded.removeprefix(SIGNING_KEY_PREFIX))
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def callback_public_key() -> str:
+    raw = callback_signing_key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return PUBLIC_KEY_PREFIX + base64.b64encode(raw).decode()
+
+
+def sign_v1a(*, msg_id: str, timestamp: datetime, body: str) -> str:
+    signed = f"{msg_id}.{floor(timestamp.timestamp())}.{body}".encode()
+    return "v1a," + base64.b64encode(callback_signing_key().sign(signed)).decode()

@@ -1,0 +1,83 @@
+"""Registering a small real dataset and model through the HTTP API, for workflow tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.conftest import wait_for
+from workers.engine.data import RecordArrays, digits
+
+TERMINAL_JOB = {"succeeded", "failed"}
+
+
+def _records(arrays: RecordArrays, split: str) -> list[dict]:
+    return [
+        {
+            "key": f"{split}-{int(rid)}",
+            "identities": [{"type": "user_id", "value": f"person-{int(subject)}"}],
+            "features": np.asarray(features, dtype=float).ravel().round(4).tolist(),
+            "label": int(label),
+            "split": split,
+        }
+        for rid, subject, features, label in zip(
+            arrays.record_ids, arrays.subject_ids, arrays.features, arrays.labels, strict=True
+        )
+    ]
+
+
+def register_digits(api, headers, *, limit: int = 600) -> tuple[str, dict[str, RecordArrays]]:
+    """The digits set, subject-grouped, as a dataset; returns its id and the arrays by split."""
+    data = digits(seed=0)
+    splits = {
+        "train": data.train.subset(np.arange(min(limit, len(data.train)))),
+        "holdout": data.holdout,
+        "test": data.test,
+    }
+    dataset = api.post("/v1/datasets", json={"name": "digits"}, headers=headers).json()
+    records = [r for split, arrays in splits.items() for r in _records(arrays, split)]
+    response = api.post(
+        f"/v1/datasets/{dataset['id']}/records", json={"records": records}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return dataset["id"], splits
+
+
+def create_model(api, headers, dataset_id: str, **fields) -> dict:
+    body = {"name": "digits-model", "dataset_id": dataset_id, "architecture": "mlp"} | fields
+    response = api.post("/v1/models", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_job(api, headers, job_id: str, timeout: float = 240) -> dict:
+    def finished() -> dict | None:
+        job = api.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        return job if job["status"] in TERMINAL_JOB else None
+
+    return wait_for(finished, timeout=timeout, every=0.25)
+
+
+def train(api, headers, model_id: str) -> dict:
+    response = api.post(f"/v1/models/{model_id}/train", headers=headers)
+    assert response.status_code == 202, response.text
+    job = wait_job(api, headers, response.json()["id"])
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def erase(api, headers, person: int) -> str:
+    response = api.post(
+        "/v1/erasure-requests",
+        json={"identities": [{"type": "user_id", "value": f"person-{person}"}]},
+        headers=headers,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def wait_request(api, headers, request_id: str, statuses=("completed", "failed"), timeout=240):
+    def done() -> dict | None:
+        body = api.get(f"/v1/erasure-requests/{request_id}", headers=headers).json()
+        return body if body["status"] in statuses else None
+
+    return wait_for(done, timeout=timeout, every=0.25)

@@ -1,0 +1,103 @@
+"""Register, train, erase, completed: the whole workflow on the real worker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from app.audit.signing import verify_token
+from app.core.config import get_settings
+from app.lineage.models import TrainingRecord
+from tests.workflow.helpers import create_model, erase, register_digits, train, wait_request
+from workers.engine.artifacts import LocalArtifactStore
+from workers.engine.checkpoints import CheckpointStore
+
+
+@pytest.fixture(scope="module")
+def ml_headers(make_key):
+    key = make_key(["lineage:write", "models:write", "requests:write", "requests:read"])
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _subject_with_train_records(splits) -> int:
+    subjects, counts = np.unique(splits["train"].subject_ids, return_counts=True)
+    return int(subjects[np.argmax(counts)])
+
+
+def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery_worker):
+    dataset_id, splits = register_digits(api, ml_headers)
+    model = create_model(api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=4)
+    train(api, ml_headers, model["id"])
+    before = api.get(f"/v1/models/{model['id']}", headers=ml_headers).json()["active_version"]
+    assert before["number"] == 1
+
+    person = _subject_with_train_records(splits)
+    request_id = erase(api, ml_headers, person)
+    final = wait_request(api, ml_headers, request_id)
+    assert final["status"] == "completed", final
+    assert final["plan"]["models_affected"][0]["model_id"] == model["id"]
+
+    after = api.get(f"/v1/models/{model['id']}", headers=ml_headers).json()["active_version"]
+    assert after["number"] == 2 and after["method"] == "sisa_unlearn" and after["exact"]
+    versions = api.get(f"/v1/models/{model['id']}/versions", headers=ml_headers).json()
+    assert [(v["number"], v["status"]) for v in versions] == [(2, "active"), (1, "purged")]
+
+    erased_keys = [
+        f"{split}-{int(r)}"
+        for split, arrays in splits.items()
+        for r, s in zip(arrays.record_ids, arrays.subject_ids, strict=True)
+        if s == person
+    ]
+    remaining = session.scalar(
+        select(func.count()).select_from(TrainingRecord).where(TrainingRecord.key.in_(erased_keys))
+    )
+    assert remaining == 0
+
+    store = CheckpointStore(
+        store=LocalArtifactStore(root=get_settings().resolved_artifact_dir),
+        prefix=f"models/{model['id']}/sisa",
+    )
+    certificate = api.get(
+        f"/v1/erasure-requests/{request_id}/certificate", headers=ml_headers
+    ).json()
+    jwks = api.get("/v1/.well-known/jwks.json").json()
+    _, claims = verify_token(certificate["jws"], jwks)
+    assert claims["request_id"] == request_id
+    assert claims["records_erased"] == len(erased_keys)
+    [model_claims] = claims["models"]
+    assert model_claims["old_version"]["number"] == 1 and model_claims["new_version"]["number"] == 2
+    assert model_claims["verification"]["erased_records_in_new_version"] == 0
+    assert model_claims["purge"]["checkpoints"] >= 1
+
+    # Every record id in every stored checkpoint manifest is a record still in the database:
+    # the erased ones are in none, and the checkpoints that held them are gone.
+    all_ids = np.concatenate([m.record_ids for m in store.manifests()])
+    assert all_ids.size > 0
+    train_ids_in_db = set(
+        session.scalars(select(TrainingRecord.id).where(TrainingRecord.dataset_id == dataset_id))
+    )
+    assert set(all_ids.tolist()) <= train_ids_in_db
+
+    verified = api.get("/v1/audit/verify", headers=admin_headers).json()
+    assert verified["ok"] is True
+    actions = [
+        e["action"]
+        for e in api.get(f"/v1/erasure-requests/{request_id}/events", headers=ml_headers).json()
+    ]
+    assert actions == [
+        "erasure_request.received",
+        "erasure_request.planning",
+        "erasure_request.planned",
+        "erasure_request.running",
+        "erasure_request.verifying",
+        "erasure_request.data_purged",
+        "erasure_request.completed",
+    ]
+    prediction = api.post(
+        f"/v1/models/{model['id']}/predict",
+        json={"features": splits["test"].features[:3].reshape(3, -1).tolist()},
+        headers=ml_headers,
+    )
+    assert prediction.status_code == 200, prediction.text
+    assert len(prediction.json()["labels"]) == 3

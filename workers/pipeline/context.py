@@ -1,0 +1,47 @@
+"""What a running job's code needs from the database: its rows, and a heartbeat."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.db import get_sessionmaker
+from app.jobs.service import heartbeat
+
+HEARTBEAT_EVERY_SECONDS = 1.0
+
+
+@contextmanager
+def db_session() -> Iterator[Session]:
+    with get_sessionmaker()() as session:
+        yield session
+
+
+class Heartbeat:
+    """Renews the job's lease and reports progress, at most once a second, in its own
+    transaction (a long computation never holds one open)."""
+
+    def __init__(self, *, job_id: uuid.UUID, start: float = 0.0, span: float = 1.0) -> None:
+        self.job_id = job_id
+        self.start = start
+        self.span = span
+        self._last = 0.0
+        self.lease = timedelta(seconds=get_settings().job_lease_seconds)
+
+    def beat(
+        self, *, fraction: float | None = None, stage: str | None = None, force: bool = False
+    ) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < HEARTBEAT_EVERY_SECONDS:
+            return
+        self._last = now
+        progress = None if fraction is None else self.start + self.span * fraction
+        with db_session() as session:
+            heartbeat(session, job_id=self.job_id, lease=self.lease, progress=progress, stage=stage)
+            session.commit()

@@ -1,0 +1,99 @@
+"""Training records from the database as the engine's arrays."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.lineage.models import TrainingRecord
+from app.registry.models import MlModel
+from workers.engine.data import RecordArrays
+
+_INT63 = (1 << 63) - 1
+
+
+def _subject_number(subject_id: uuid.UUID) -> int:
+    """A stable int64 for a subject uuid (the engine groups by integer subject ids)."""
+    return subject_id.int & _INT63
+
+
+def load_records(
+    session: Session,
+    *,
+    dataset_id: uuid.UUID,
+    split: str,
+    input_shape: Sequence[int],
+    max_record_id: int | None = None,
+    of_requests: Sequence[uuid.UUID] | None = None,
+) -> RecordArrays:
+    """Records of one split. Without `of_requests`: every record no erasure request has claimed.
+    With it: only the records those requests claimed (the forget set)."""
+    query = select(
+        TrainingRecord.id, TrainingRecord.label, TrainingRecord.subject_id, TrainingRecord.features
+    ).where(TrainingRecord.dataset_id == dataset_id, TrainingRecord.split == split)
+    if of_requests is None:
+        query = query.where(TrainingRecord.erasure_request_id.is_(None))
+    else:
+        query = query.where(TrainingRecord.erasure_request_id.in_(list(of_requests)))
+    if max_record_id is not None:
+        query = query.where(TrainingRecord.id <= max_record_id)
+    rows = session.execute(query.order_by(TrainingRecord.id)).all()
+    shape = tuple(int(d) for d in input_shape)
+    features = np.frombuffer(b"".join(r.features for r in rows), dtype="<f4").astype(np.float32)
+    return RecordArrays(
+        record_ids=np.array([r.id for r in rows], dtype=np.int64),
+        features=features.reshape((len(rows), *shape)),
+        labels=np.array([r.label for r in rows], dtype=np.int64),
+        subject_ids=np.array([_subject_number(r.subject_id) for r in rows], dtype=np.int64),
+    )
+
+
+@dataclass(frozen=True)
+class ModelData:
+    train: RecordArrays
+    holdout: RecordArrays
+    test: RecordArrays
+
+
+def input_shape_of(session: Session, *, model: MlModel) -> tuple[int, ...]:
+    if model.input_shape:
+        return tuple(model.input_shape)
+    from app.lineage.models import Dataset
+
+    dataset = session.get(Dataset, model.dataset_id)
+    if dataset is None or dataset.feature_count is None:
+        raise ValueError("the model's dataset has no records")
+    return (dataset.feature_count,)
+
+
+def count_classes(session: Session, *, dataset_id: uuid.UUID) -> int:
+    highest = session.scalar(
+        select(func.max(TrainingRecord.label)).where(TrainingRecord.dataset_id == dataset_id)
+    )
+    if highest is None:
+        raise ValueError("the model's dataset has no records")
+    return int(highest) + 1
+
+
+def load_model_data(
+    session: Session, *, model: MlModel, max_record_id: int | None = None
+) -> ModelData:
+    shape = input_shape_of(session, model=model)
+    return ModelData(
+        train=load_records(
+            session,
+            dataset_id=model.dataset_id,
+            split="train",
+            input_shape=shape,
+            max_record_id=max_record_id,
+        ),
+        holdout=load_records(
+            session, dataset_id=model.dataset_id, split="holdout", input_shape=shape
+        ),
+        test=load_records(session, dataset_id=model.dataset_id, split="test", input_shape=shape),
+    )

@@ -1,0 +1,40 @@
+"""The artifact store and what lives in it for each model."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from functools import lru_cache
+
+import numpy as np
+
+from app.core.config import get_settings
+from workers.engine.artifacts import ArtifactStore, LocalArtifactStore
+from workers.engine.checkpoints import CheckpointStore
+
+
+@lru_cache
+def artifact_store() -> ArtifactStore:
+    return LocalArtifactStore(root=get_settings().resolved_artifact_dir)
+
+
+def checkpoint_store(*, model_id: uuid.UUID) -> CheckpointStore:
+    return CheckpointStore(store=artifact_store(), prefix=f"models/{model_id}/sisa")
+
+
+def weights_key(*, model_id: uuid.UUID, version_id: uuid.UUID) -> str:
+    return f"models/{model_id}/weights/{version_id}.pt"
+
+
+def record_ids_key(*, model_id: uuid.UUID, version_id: uuid.UUID) -> str:
+    return f"models/{model_id}/records/{version_id}.npy"
+
+
+def put_record_ids(*, key: str, record_ids: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.sort(record_ids.astype(np.int64)), allow_pickle=False)
+    artifact_store().put(key=key, data=buffer.getvalue())
+
+
+def get_record_ids(*, key: str) -> np.ndarray:
+    return np.load(io.BytesIO(artifact_store().get(key=key)), allow_pickle=False)

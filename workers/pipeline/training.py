@@ -1,0 +1,122 @@
+"""A training job: the model's first (or a fresh) version from every unclaimed record."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+
+from app.jobs import service as jobs
+from app.jobs.models import Job
+from app.registry.models import MlModel
+from workers.engine.aggregation import ensemble_accuracy
+from workers.engine.sisa import load_shard_models, train_sisa
+from workers.engine.training import accuracy, train_model
+from workers.pipeline.context import Heartbeat, db_session
+from workers.pipeline.models_io import (
+    save_monolithic,
+    sisa_checkpoint_rows,
+    sisa_config,
+    spec_for,
+)
+from workers.pipeline.records import count_classes, input_shape_of, load_model_data
+from workers.pipeline.storage import checkpoint_store
+from workers.pipeline.versions import record_version
+
+
+def run_training(*, job_id: uuid.UUID) -> None:
+    with db_session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        model = session.get(MlModel, job.model_id)
+        assert model is not None
+        model.num_classes = count_classes(session, dataset_id=model.dataset_id)
+        model.input_shape = list(input_shape_of(session, model=model))
+        data = load_model_data(session, model=model)
+        session.commit()
+    if len(data.train) == 0:
+        raise ValueError("the dataset has no training records that are not being erased")
+    heart = Heartbeat(job_id=job_id)
+    heart.beat(fraction=0.0, stage="training", force=True)
+    spec = spec_for(model)
+    num_classes = int(model.num_classes)
+    shape = tuple(model.input_shape)
+    version_id = uuid.uuid4()
+    max_record_id = int(data.train.record_ids.max())
+    started = time.perf_counter()
+    if model.strategy == "sisa":
+        checkpoints = checkpoint_store(model_id=model.id)
+        report = train_sisa(
+            spec=spec,
+            data=data.train,
+            num_classes=num_classes,
+            config=sisa_config(model),
+            checkpoints=checkpoints,
+            progress=lambda e: heart.beat(fraction=e.fraction),
+        )
+        shard_models = load_shard_models(model=report.model, spec=spec, checkpoints=checkpoints)
+        test_accuracy = ensemble_accuracy(
+            models=list(shard_models.values()),
+            data=data.test,
+            mode=model.aggregation,  # type: ignore[arg-type]
+        )
+        manifest = {**report.model.to_dict(), "max_record_id": max_record_id}
+        checkpoint_rows = sisa_checkpoint_rows(report.model)
+        method = "sisa_train"
+    else:
+        epochs = spec.epochs
+
+        def on_epoch(epoch: int, total: int) -> None:
+            heart.beat(fraction=epoch / total)
+
+        network = train_model(
+            spec=spec,
+            data=data.train,
+            num_classes=num_classes,
+            seed=model.seed,
+            epochs=epochs,
+            progress=on_epoch,
+        )
+        test_accuracy = accuracy(model=network, data=data.test)
+        manifest = save_monolithic(
+            model=model,
+            version_id=version_id,
+            network=network,
+            record_ids=data.train.record_ids,
+            input_shape=shape,
+            num_classes=num_classes,
+            max_record_id=max_record_id,
+        )
+        checkpoint_rows = [(manifest["weights_key"], 0, 0)]
+        method = "train"
+    seconds = time.perf_counter() - started
+    metrics = {
+        "test_accuracy": _rounded(test_accuracy),
+        "train_records": len(data.train),
+        "test_records": len(data.test),
+        "train_seconds": round(seconds, 3),
+    }
+    with db_session() as session:
+        job = session.get(Job, job_id)
+        model = session.get(MlModel, job.model_id)  # type: ignore[union-attr]
+        assert job is not None and model is not None
+        version = record_version(
+            session,
+            model=model,
+            version_id=version_id,
+            parent_id=model.active_version_id,
+            method=method,
+            exact=True,
+            manifest=manifest,
+            trained_records=len(data.train),
+            metrics=metrics,
+            job_id=job.id,
+            checkpoint_keys=checkpoint_rows,
+        )
+        jobs.succeed(session, job=job, result_version_id=version.id, metrics=metrics)
+        session.commit()
+
+
+def _rounded(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 4)

@@ -1,0 +1,217 @@
+"""Training and unlearning job tasks, the reconciler, and predictions.
+
+Every task re-reads its rows and can run twice: claiming is a conditional update, finished
+shards are skipped, and a finished job ignores late messages.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import structlog
+from sqlalchemy import select
+
+from app.core.broker import (
+    FINISH_JOB,
+    PLAN_ERASURE_REQUEST,
+    PREDICT,
+    RECONCILE,
+    RUN_JOB,
+    RUN_SHARD,
+    TRAINING_QUEUE,
+    enqueue,
+)
+from app.core.config import get_settings
+from app.core.db import utcnow
+from app.erasure import completion
+from app.erasure.lifecycle import Status
+from app.erasure.models import ErasureRequest
+from app.jobs import service as jobs
+from app.jobs.models import Job
+from app.registry.models import MlModel, ModelVersion
+from workers.celery_app import celery_app
+from workers.pipeline.context import db_session
+
+log = structlog.get_logger(__name__)
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+STUCK_REQUEST_AFTER = timedelta(seconds=60)
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=get_settings().job_lease_seconds)
+
+
+def _fail(job_id: uuid.UUID, exc: BaseException) -> None:
+    reason = f"{type(exc).__name__}: {exc}"[:2000]
+    log.error("job_failed", job_id=str(job_id), error_type=type(exc).__name__)
+    with db_session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != jobs.RUNNING:
+            return
+        jobs.fail(session, job=job, reason=reason)
+        completion.after_jobs(session, request_ids=jobs.request_ids(session, job_id=job_id))
+        model_id = job.model_id
+        session.commit()
+    _start_next(model_id)
+
+
+def _start_next(model_id: uuid.UUID) -> None:
+    with db_session() as session:
+        pending = session.scalars(
+            select(Job).where(Job.model_id == model_id, Job.status == jobs.PENDING)
+        ).all()
+    for job in pending:
+        wait = max(0.0, (job.not_before - utcnow()).total_seconds())
+        enqueue(RUN_JOB, args=[str(job.id)], queue=TRAINING_QUEUE, countdown=wait)
+
+
+@celery_app.task(name=RUN_JOB)
+def run_job(job_id: str) -> str:
+    from workers.pipeline.training import run_training
+    from workers.pipeline.unlearning import plan_sisa_shards, run_monolithic
+
+    jid = uuid.UUID(job_id)
+    with db_session() as session:
+        job = jobs.claim(session, job_id=jid, worker=WORKER_NAME, lease=_lease())
+        if job is None:
+            return "not claimed"
+        model = session.get(MlModel, job.model_id)
+        assert model is not None
+        kind, strategy, model_id = job.kind, model.strategy, model.id
+        if kind == jobs.UNLEARN:
+            job.base_version_id = model.active_version_id
+            completion.mark_running(session, request_ids=jobs.request_ids(session, job_id=jid))
+        has_base = job.base_version_id is not None
+        session.commit()
+    try:
+        if kind == jobs.TRAIN:
+            run_training(job_id=jid)
+        elif not has_base:
+            _nothing_to_unlearn(jid)
+        elif strategy == "sisa":
+            shards = plan_sisa_shards(job_id=jid)
+            for shard in shards:
+                enqueue(RUN_SHARD, args=[job_id, shard], queue=TRAINING_QUEUE)
+            if not shards:
+                enqueue(FINISH_JOB, args=[job_id], queue=TRAINING_QUEUE)
+            return "fanned out"
+        else:
+            run_monolithic(job_id=jid)
+    except Exception as exc:
+        _fail(jid, exc)
+        return "failed"
+    _start_next(model_id)
+    return "done"
+
+
+def _nothing_to_unlearn(job_id: uuid.UUID) -> None:
+    """The model had no version when the job started, so it never saw the records."""
+    with db_session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        jobs.succeed(session, job=job, result_version_id=None, metrics={"method": "none"})
+        completion.after_jobs(session, request_ids=jobs.request_ids(session, job_id=job_id))
+        session.commit()
+
+
+@celery_app.task(name=RUN_SHARD)
+def run_shard(job_id: str, shard: int) -> str:
+    from workers.pipeline.unlearning import retrain_shard
+
+    jid = uuid.UUID(job_id)
+    try:
+        all_done = retrain_shard(job_id=jid, shard=shard)
+    except Exception as exc:
+        _fail(jid, exc)
+        return "failed"
+    if all_done:
+        enqueue(FINISH_JOB, args=[job_id], queue=TRAINING_QUEUE)
+    return "done"
+
+
+@celery_app.task(name=FINISH_JOB)
+def finish_job(job_id: str) -> str:
+    from workers.pipeline.unlearning import finish_sisa
+
+    jid = uuid.UUID(job_id)
+    try:
+        finish_sisa(job_id=jid)
+    except Exception as exc:
+        _fail(jid, exc)
+        return "failed"
+    with db_session() as session:
+        job = session.get(Job, jid)
+        model_id = job.model_id if job else None
+    if model_id is not None:
+        _start_next(model_id)
+    return "done"
+
+
+@celery_app.task(name=RECONCILE)
+def reconcile() -> dict[str, int]:
+    """Re-enqueue work whose message was lost or whose worker died; fail what keeps dying."""
+    counts = {"requeued": 0, "failed": 0, "rung": 0, "replanned": 0}
+    to_run: list[uuid.UUID] = []
+    with db_session() as session:
+        for job in jobs.expired(session):
+            if job.attempts < job.max_attempts:
+                jobs.requeue(session, job=job, reason="lease expired")
+                to_run.append(job.id)
+                counts["requeued"] += 1
+            else:
+                jobs.fail(
+                    session,
+                    job=job,
+                    reason=f"lease expired on each of {job.attempts} attempts",
+                )
+                completion.after_jobs(session, request_ids=jobs.request_ids(session, job_id=job.id))
+                counts["failed"] += 1
+        session.commit()
+        running_models = set(
+            session.scalars(select(Job.model_id).where(Job.status == jobs.RUNNING))
+        )
+        for job in jobs.due_pending(session):
+            if job.model_id not in running_models and job.id not in to_run:
+                to_run.append(job.id)
+                counts["rung"] += 1
+        stuck = session.scalars(
+            select(ErasureRequest.id).where(
+                ErasureRequest.status.in_([Status.RECEIVED, Status.APPROVED, Status.PLANNING]),
+                ErasureRequest.updated_at < utcnow() - STUCK_REQUEST_AFTER,
+            )
+        ).all()
+    for job_id in to_run:
+        enqueue(RUN_JOB, args=[str(job_id)], queue=TRAINING_QUEUE)
+    for request_id in stuck:
+        enqueue(PLAN_ERASURE_REQUEST, args=[str(request_id)])
+        counts["replanned"] += 1
+    if any(counts.values()):
+        log.info("reconciled", **counts)
+    return counts
+
+
+@celery_app.task(name=PREDICT, ignore_result=False)
+def predict(model_id: str, version_id: str, features: list[list[float]]) -> dict:
+    from workers.pipeline.models_io import predict_version
+
+    with db_session() as session:
+        model = session.get(MlModel, uuid.UUID(model_id))
+        version = session.get(ModelVersion, uuid.UUID(version_id))
+        if model is None or version is None:
+            raise ValueError("the model or its version no longer exists")
+        session.expunge_all()
+    expected = int(np.prod(version.manifest["input_shape"]))
+    bad = [i for i, row in enumerate(features) if len(row) != expected]
+    if bad:
+        raise ValueError(
+            f"each row needs {expected} features; row {bad[0]} has {len(features[bad[0]])}"
+        )
+    scores = predict_version(model=model, manifest=version.manifest, features=np.asarray(features))
+    return {
+        "labels": scores.argmax(axis=1).astype(int).tolist(),
+        "probabilities": np.round(scores, 6).tolist(),
+    }
