@@ -30,10 +30,16 @@ os.environ.update(
     {
         "LETHE_DATABASE_URL": TEST_DB_URL,
         "LETHE_BROKER_URL": REDIS_TEST_URL,
+        # Test runs may share one Redis: each run's queues and results live under its own prefix.
+        "LETHE_BROKER_KEY_PREFIX": f"lethe-test-{_RUN_ID}:",
         "LETHE_IDENTITY_PEPPER": "test-pepper-not-a-secret",
         "LETHE_VAR_DIR": str(_VAR_DIR),
         "LETHE_LOG_JSON": "true",
         "LETHE_MAX_BODY_BYTES": str(8 * 1024 * 1024),
+        # Short leases and a fast reconciler so crash recovery is observable in seconds.
+        "LETHE_JOB_LEASE_SECONDS": "4",
+        "LETHE_RECONCILE_INTERVAL_SECONDS": "1",
+        "LETHE_BATCHING_WINDOW_SECONDS": "1.5",
     }
 )
 
@@ -137,49 +143,68 @@ def portal_headers(database: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+class WorkerProcess:
+    """A real Celery worker (with beat) on Redis, against the suite's database."""
+
+    def __init__(self) -> None:
+        self.log_path = _VAR_DIR / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker"),
+                    *("-Q", "cpu,gpu", "--pool", "solo", "--loglevel", "INFO"),
+                    *("-n", f"test-{_RUN_ID}-{self.starts}@%h", "--beat"),
+                    *("--schedule", str(_VAR_DIR / f"beat-{self.starts}")),
+                ],
+                cwd=REPO_ROOT,
+                env=os.environ.copy(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        marker = f"test-{_RUN_ID}-{self.starts}@".encode()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()
+            if marker in text and b"ready." in text.split(marker, 1)[1]:
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-2000:]}")
+            time.sleep(0.2)
+        self.process.kill()
+        raise RuntimeError("worker did not become ready in 60 s")
+
+    def kill(self) -> None:
+        """SIGKILL: no warm shutdown, no acknowledgements, as when a machine dies."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
 @pytest.fixture(scope="session")
-def celery_worker(database: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process on Redis, against the suite's database."""
+def celery_worker(database: str) -> Iterator[WorkerProcess]:
     import redis
 
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-    log_path = _VAR_DIR / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker"),
-                *(
-                    "-Q",
-                    "cpu,gpu",
-                    "--pool",
-                    "solo",
-                    "--loglevel",
-                    "INFO",
-                    "-n",
-                    f"test-{_RUN_ID}@%h",
-                ),
-            ],
-            cwd=REPO_ROOT,
-            env=os.environ.copy(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if b"ready." in log_path.read_bytes():
-            break
-        if process.poll() is not None:
-            raise RuntimeError(f"worker exited: {log_path.read_text()[-2000:]}")
-        time.sleep(0.2)
-    else:
-        process.kill()
-        raise RuntimeError("worker did not become ready in 60 s")
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    worker = WorkerProcess()
+    worker.start()
+    yield worker
+    worker.stop()
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    stale = list(client.scan_iter(match=f"{os.environ['LETHE_BROKER_KEY_PREFIX']}*"))
+    if stale:
+        client.delete(*stale)
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float = 30, every: float = 0.1) -> object:

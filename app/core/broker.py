@@ -49,6 +49,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.broker_url.startswith(("redis://", "rediss://")):
         config["result_backend"] = settings.broker_url
+        if settings.broker_key_prefix:
+            prefix = {"global_keyprefix": settings.broker_key_prefix}
+            config["result_backend_transport_options"] = prefix
     else:
         results = (settings.var_dir / "task-results.sqlite").resolve()
         config["result_backend"] = f"db+sqlite:///{results}"
@@ -64,6 +67,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
     else:
         config["broker_transport_options"] = {"visibility_timeout": 3600}
+        if settings.broker_key_prefix:
+            config["broker_transport_options"]["global_keyprefix"] = settings.broker_key_prefix
     return config
 
 

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     broker_url: str = Field(
         EMBEDDED_BROKER, description="Celery broker; `filesystem://` is the embedded local queue."
     )
+    broker_key_prefix: str = Field(
+        "", description="Prefix of every Redis key Celery uses, to share one Redis safely."
+    )
     identity_pepper: SecretStr | None = Field(
         None, description="HMAC key for identity hashes; required outside the embedded default."
     )

@@ -53,7 +53,7 @@ def test_request_without_training_data_completes(api, portal_headers, celery_wor
     assert final["plan"]["records_found"] == 0
 
 
-def test_request_resolves_records_and_is_planned(api, portal_headers, celery_worker):
+def test_records_without_a_model_are_purged(api, portal_headers, celery_worker):
     records = [_record(f"alice-{i}", " Alice@Example.COM ") for i in range(3)]
     records += [
         _record("bob-1", "bob@example.com"),
@@ -68,9 +68,10 @@ def test_request_resolves_records_and_is_planned(api, portal_headers, celery_wor
     )
     request_id = response.json()["id"]
     final = wait_for(
-        lambda: (s := _status(api, portal_headers, request_id))["status"] == "planned" and s
+        lambda: (s := _status(api, portal_headers, request_id))["status"] == "completed" and s
     )
     assert final["plan"]["records_found"] == 4
+    assert final["plan"]["models_affected"] == []
     assert final["plan"]["subjects_found"] == 1
     assert final["plan"]["datasets"] == [{"dataset_id": dataset["id"], "records": 4}]
 
@@ -79,8 +80,15 @@ def test_request_resolves_records_and_is_planned(api, portal_headers, celery_wor
         "erasure_request.received",
         "erasure_request.planning",
         "erasure_request.planned",
+        "erasure_request.running",
+        "erasure_request.verifying",
+        "erasure_request.data_purged",
+        "erasure_request.completed",
     ]
+    assert events[-2]["data"] == {"records_deleted": 4, "subjects_deleted": 1}
     assert "alice" not in str(events).lower()
+    shown = api.get(f"/v1/datasets/{dataset['id']}", headers=portal_headers).json()
+    assert shown["record_counts"] == {"train": 1}  # only bob's record is left
 
 
 def test_prehashed_identity_resolves_to_the_same_subject(api, portal_headers, celery_worker):
@@ -93,7 +101,7 @@ def test_prehashed_identity_resolves_to_the_same_subject(api, portal_headers, ce
     )
     request_id = response.json()["id"]
     final = wait_for(
-        lambda: (s := _status(api, portal_headers, request_id))["status"] == "planned" and s
+        lambda: (s := _status(api, portal_headers, request_id))["status"] == "completed" and s
     )
     assert final["plan"]["records_found"] == 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tests.conftest import wait_for
-from workers.engine.data import RecordArrays, digits
+from workers.engine.data import Dataset, RecordArrays, digits
 
 TERMINAL_JOB = {"succeeded", "failed"}
 
@@ -27,13 +27,18 @@ def _records(arrays: RecordArrays, split: str) -> list[dict]:
 
 def register_digits(api, headers, *, limit: int = 600) -> tuple[str, dict[str, RecordArrays]]:
     """The digits set, subject-grouped, as a dataset; returns its id and the arrays by split."""
-    data = digits(seed=0)
+    return register_dataset(api, headers, data=digits(seed=0), limit=limit)
+
+
+def register_dataset(
+    api, headers, *, data: Dataset, limit: int
+) -> tuple[str, dict[str, RecordArrays]]:
     splits = {
         "train": data.train.subset(np.arange(min(limit, len(data.train)))),
         "holdout": data.holdout,
         "test": data.test,
     }
-    dataset = api.post("/v1/datasets", json={"name": "digits"}, headers=headers).json()
+    dataset = api.post("/v1/datasets", json={"name": data.name}, headers=headers).json()
     records = [r for split, arrays in splits.items() for r in _records(arrays, split)]
     response = api.post(
         f"/v1/datasets/{dataset['id']}/records", json={"records": records}, headers=headers

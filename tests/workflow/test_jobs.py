@@ -1,0 +1,118 @@
+"""Batching, one running job per model, and crash recovery, on the real worker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from app.jobs.models import Job
+from tests.conftest import wait_for
+from tests.workflow.helpers import (
+    create_model,
+    erase,
+    register_digits,
+    train,
+    wait_request,
+)
+
+
+@pytest.fixture(scope="module")
+def ml_headers(make_key):
+    key = make_key(["lineage:write", "models:write", "requests:write", "requests:read"])
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _people(splits, count: int) -> list[int]:
+    subjects, counts = np.unique(splits["train"].subject_ids, return_counts=True)
+    return [int(s) for s in subjects[np.argsort(-counts)][:count]]
+
+
+def _job_of(api, headers, request_id: str) -> str:
+    body = api.get(f"/v1/erasure-requests/{request_id}", headers=headers).json()
+    [affected] = body["plan"]["models_affected"]
+    return affected["job_id"]
+
+
+def test_requests_within_the_window_make_one_job(api, ml_headers, celery_worker):
+    dataset_id, splits = register_digits(api, ml_headers, limit=400)
+    model = create_model(api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=3)
+    train(api, ml_headers, model["id"])
+    request_ids = [erase(api, ml_headers, person) for person in _people(splits, 3)]
+    finals = [wait_request(api, ml_headers, r) for r in request_ids]
+    assert [f["status"] for f in finals] == ["completed"] * 3
+    job_ids = {_job_of(api, ml_headers, r) for r in request_ids}
+    assert len(job_ids) == 1
+    job = api.get(f"/v1/jobs/{job_ids.pop()}", headers=ml_headers).json()
+    assert sorted(job["request_ids"]) == sorted(request_ids)
+    versions = api.get(f"/v1/models/{model['id']}/versions", headers=ml_headers).json()
+    assert [v["number"] for v in versions] == [2, 1]
+
+
+def test_requests_during_a_running_job_join_the_next(api, ml_headers, session, celery_worker):
+    dataset_id, splits = register_digits(api, ml_headers, limit=500)
+    model = create_model(
+        api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=40
+    )
+    train(api, ml_headers, model["id"])
+    first_person, second_person = _people(splits, 2)
+    first = erase(api, ml_headers, first_person)
+    first_job = wait_for(lambda: _planned_job(api, ml_headers, first), timeout=60)
+    wait_for(
+        lambda: api.get(f"/v1/jobs/{first_job}", headers=ml_headers).json()["status"] == "running",
+        timeout=60,
+    )
+    second = erase(api, ml_headers, second_person)
+    assert wait_request(api, ml_headers, first)["status"] == "completed"
+    assert wait_request(api, ml_headers, second)["status"] == "completed"
+    second_job = _job_of(api, ml_headers, second)
+    assert second_job != first_job
+    jobs = {
+        str(j.id): j
+        for j in session.scalars(
+            select(Job).where(Job.model_id == model["id"], Job.kind == "unlearn")
+        )
+    }
+    session.rollback()
+    assert jobs[first_job].finished_at <= jobs[second_job].started_at
+    versions = api.get(f"/v1/models/{model['id']}/versions", headers=ml_headers).json()
+    assert (versions[0]["number"], versions[0]["status"]) == (3, "active")
+    assert sum(v["status"] == "active" for v in versions) == 1
+
+
+def _planned_job(api, headers, request_id: str) -> str | None:
+    body = api.get(f"/v1/erasure-requests/{request_id}", headers=headers).json()
+    if body["plan"] and body["plan"]["models_affected"]:
+        return body["plan"]["models_affected"][0]["job_id"]
+    return None
+
+
+def test_worker_killed_during_a_shard_retrain(api, ml_headers, celery_worker):
+    """SIGKILL mid-retrain: the lease expires, the reconciler re-runs the job on a new worker,
+    and it completes once, with exactly one new active version."""
+    dataset_id, splits = register_digits(api, ml_headers, limit=600)
+    model = create_model(
+        api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=150
+    )
+    train(api, ml_headers, model["id"])
+    [person] = _people(splits, 1)
+    request_id = erase(api, ml_headers, person)
+    job_id = wait_for(lambda: _planned_job(api, ml_headers, request_id), timeout=60)
+
+    def retraining() -> bool:
+        job = api.get(f"/v1/jobs/{job_id}", headers=ml_headers).json()
+        return job["stage"] == "retraining" and job["progress"] > 0.1
+
+    wait_for(retraining, timeout=120, every=0.05)
+    celery_worker.kill()
+    celery_worker.start()
+
+    final = wait_request(api, ml_headers, request_id, timeout=240)
+    assert final["status"] == "completed", final
+    job = api.get(f"/v1/jobs/{job_id}", headers=ml_headers).json()
+    assert job["status"] == "succeeded"
+    assert job["attempts"] == 2
+    versions = api.get(f"/v1/models/{model['id']}/versions", headers=ml_headers).json()
+    assert [(v["number"], v["status"]) for v in versions] == [(2, "active"), (1, "purged")]
+    events = api.get(f"/v1/erasure-requests/{request_id}/events", headers=ml_headers).json()
+    assert [e["action"] for e in events].count("erasure_request.completed") == 1
