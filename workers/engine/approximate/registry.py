@@ -1,0 +1,137 @@
+"""The approximate unlearning methods, by name, each with its settings class.
+
+Every method has the same keyword-only signature::
+
+    method(*, model, forget, retain, settings, progress=None) -> new model
+
+It returns a new model in eval mode on the input model's device and never modifies the input.
+`progress`, when given, is called with (steps completed, steps in total).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from torch import nn
+
+from workers.engine.approximate.loops import StepProgress
+from workers.engine.approximate.neggrad import neggrad_plus
+from workers.engine.approximate.retain_only import finetune, l1_sparse
+from workers.engine.approximate.salun import salun
+from workers.engine.approximate.scrub import scrub
+from workers.engine.approximate.settings import (
+    FinetuneSettings,
+    L1SparseSettings,
+    NegGradPlusSettings,
+    SalUnSettings,
+    ScrubSettings,
+)
+from workers.engine.data import RecordArrays
+
+
+class UnlearningMethod(Protocol):
+    def __call__(
+        self,
+        *,
+        model: nn.Module,
+        forget: RecordArrays,
+        retain: RecordArrays,
+        settings: Any,
+        progress: StepProgress | None = None,
+    ) -> nn.Module: ...
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its function, the dataclass of its settings, and one line on it."""
+
+    name: str
+    run: UnlearningMethod
+    settings_type: type
+    summary: str
+
+    def default_settings(self) -> Any:
+        return self.settings_type()
+
+    def settings_from_dict(self, values: Mapping[str, Any] | None) -> Any:
+        """Settings from plain values; missing keys take their defaults. ValueError names any
+        unknown key or invalid value."""
+        values = dict(values or {})
+        known = [f.name for f in fields(self.settings_type)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown settings {unknown} for method {self.name!r}; known: {known}")
+        return self.settings_type(**values)
+
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            name="finetune",
+            run=finetune,
+            settings_type=FinetuneSettings,
+            summary="fine-tune on the retained records only (baseline)",
+        ),
+        MethodSpec(
+            name="neggrad_plus",
+            run=neggrad_plus,
+            settings_type=NegGradPlusSettings,
+            summary="descend on retained records, ascend on the forget set",
+        ),
+        MethodSpec(
+            name="scrub",
+            run=scrub,
+            settings_type=ScrubSettings,
+            summary="diverge from the original on the forget set, distill it on the rest",
+        ),
+        MethodSpec(
+            name="l1_sparse",
+            run=l1_sparse,
+            settings_type=L1SparseSettings,
+            summary="fine-tune on retained records under a decaying L1 penalty",
+        ),
+        MethodSpec(
+            name="salun",
+            run=salun,
+            settings_type=SalUnSettings,
+            summary="random labels on the forget set, only the most salient weights move",
+        ),
+    )
+}
+
+
+def method_names() -> list[str]:
+    return list(METHODS)
+
+
+def get_method(name: str) -> MethodSpec:
+    """The method registered as `name`; KeyError lists the known names."""
+    if name not in METHODS:
+        raise KeyError(f"unknown unlearning method {name!r}; known: {method_names()}")
+    return METHODS[name]
+
+
+def run_method(
+    *,
+    name: str,
+    model: nn.Module,
+    forget: RecordArrays,
+    retain: RecordArrays,
+    settings: Any | None = None,
+    progress: StepProgress | None = None,
+) -> nn.Module:
+    """Run method `name` with `settings` (its defaults when None)."""
+    spec = get_method(name)
+    settings = spec.default_settings() if settings is None else settings
+    if not isinstance(settings, spec.settings_type):
+        raise TypeError(
+            f"method {name!r} takes {spec.settings_type.__name__}, got {type(settings).__name__}"
+        )
+    if len(forget) == 0:
+        raise ValueError("the forget set is empty: there is nothing to unlearn")
+    if len(retain) == 0:
+        raise ValueError("the retain set is empty: retrain from scratch instead")
+    return spec.run(model=model, forget=forget, retain=retain, settings=settings, progress=progress)

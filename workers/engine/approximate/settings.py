@@ -1,0 +1,237 @@
+"""Settings of the approximate unlearning methods: frozen dataclasses, validated on creation.
+
+Budgets are counted in optimizer steps rather than epochs, so an approximate erasure costs the
+same whatever the size of the training set, and stays a small fraction of a retrain on large
+ones. Every step draws one batch of retained records (and, for methods that use it, one batch of
+the forget set). Defaults were chosen on the benchmark's tuning seeds (see README.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Optimizer = Literal["sgd", "adam"]
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+
+
+def _type_problems(settings: Any) -> list[str]:
+    """Type errors of a settings dataclass, by the annotation of each field."""
+    problems = []
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        annotation = str(field.type)
+        if annotation == "int":
+            if not isinstance(value, int) or isinstance(value, bool):
+                problems.append(f"{field.name} must be an integer, got {value!r}")
+        elif annotation == "float":
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                problems.append(f"{field.name} must be a number, got {value!r}")
+            else:
+                object.__setattr__(settings, field.name, float(value))
+        elif annotation == "Optimizer" and value not in OPTIMIZERS:
+            problems.append(f"{field.name} must be one of {list(OPTIMIZERS)}, got {value!r}")
+    return problems
+
+
+def _validate(settings: Any, checks: dict[str, tuple[bool, str]]) -> None:
+    """Raise one ValueError listing every type error, then every failed range check."""
+    problems = _type_problems(settings)
+    if not problems:
+        problems = [f"{name} {rule}" for name, (ok, rule) in checks.items() if not ok]
+    if problems:
+        raise ValueError(f"invalid {type(settings).__name__}: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Fine-tune on the retained records only, relying on catastrophic forgetting.
+
+    Attributes:
+        steps: optimizer steps, one retain batch each. Default 150.
+        batch_size: retained records per step. Default 128.
+        learning_rate: step size. Default 0.02.
+        optimizer: ``sgd`` (with momentum 0.9) or ``adam``. Default ``sgd``.
+        seed: seed of the batch order. Default 0.
+    """
+
+    steps: int = 150
+    batch_size: int = 128
+    learning_rate: float = 0.02
+    optimizer: Optimizer = "sgd"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _validate(self, _common_checks(self))
+
+
+@dataclass(frozen=True)
+class NegGradPlusSettings:
+    """Descend on the retain loss and ascend on the forget loss, weighted
+    ``alpha * retain_loss - (1 - alpha) * forget_loss`` (Kurmanji et al., 2023).
+
+    Attributes:
+        steps: optimizer steps, one retain and one forget batch each. Default 60.
+        batch_size: retained records per step. Default 128.
+        forget_batch_size: forget records per step (fewer when the forget set is smaller).
+            Default 64.
+        alpha: weight of the retain loss, in [0, 1). Default 0.9.
+        learning_rate: step size. Default 0.01.
+        optimizer: ``sgd`` (momentum 0.9) or ``adam``. Default ``sgd``.
+        seed: seed of the batch order. Default 0.
+    """
+
+    forget_epochs: int = 15
+    batch_size: int = 128
+    forget_batch_size: int = 64
+    alpha: float = 0.9
+    forget_temperature: float = 1.0
+    learning_rate: float = 0.01
+    optimizer: Optimizer = "sgd"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _validate(
+            self,
+            {
+                "forget_epochs": (self.forget_epochs >= 1, "must be at least 1"),
+                "batch_size": (self.batch_size >= 1, "must be at least 1"),
+                "learning_rate": (self.learning_rate > 0, "must be positive"),
+                "forget_batch_size": (self.forget_batch_size >= 1, "must be at least 1"),
+                "alpha": (0.0 <= self.alpha < 1.0, "must be in [0, 1)"),
+                "forget_temperature": (self.forget_temperature > 0, "must be positive"),
+            },
+        )
+
+
+@dataclass(frozen=True)
+class ScrubSettings:
+    """SCRUB (Kurmanji et al., 2023): the original model is a teacher; the student starts as a
+    copy and alternates max-steps, which push its outputs on the forget set away from the
+    teacher's (maximizing their KL divergence), with min-steps, which keep it close to the
+    teacher on retained records while fitting their labels.
+
+    The run has ``epochs`` rounds. Each of the first ``max_epochs`` rounds starts with one pass
+    over the forget set in max-steps; every round then takes ``min_steps_per_epoch`` min-steps
+    with the loss ``task_weight * cross_entropy + kl_weight * KL(teacher || student)``.
+
+    Attributes:
+        epochs: rounds. Default 3.
+        max_epochs: rounds that include a max pass, at most ``epochs``. Default 2.
+        min_steps_per_epoch: min-steps per round, one retain batch each. Default 40.
+        batch_size: retained records per min-step. Default 128.
+        forget_batch_size: forget records per max-step. Default 64.
+        temperature: softmax temperature of the distillation. Default 4.0.
+        kl_weight: weight of the distillation term in min-steps. Default 1.0.
+        task_weight: weight of the cross-entropy term in min-steps. Default 1.0.
+        learning_rate: step size. Default 0.01.
+        optimizer: ``sgd`` (momentum 0.9) or ``adam``. Default ``sgd``.
+        seed: seed of the batch order. Default 0.
+    """
+
+    epochs: int = 3
+    max_epochs: int = 2
+    min_steps_per_epoch: int = 40
+    batch_size: int = 128
+    forget_batch_size: int = 64
+    temperature: float = 4.0
+    kl_weight: float = 1.0
+    task_weight: float = 1.0
+    learning_rate: float = 0.01
+    optimizer: Optimizer = "sgd"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _validate(
+            self,
+            {
+                "epochs": (self.epochs >= 1, "must be at least 1"),
+                "max_epochs": (0 <= self.max_epochs <= self.epochs, "must be in [0, epochs]"),
+                "min_steps_per_epoch": (self.min_steps_per_epoch >= 0, "must be >= 0"),
+                "batch_size": (self.batch_size >= 1, "must be at least 1"),
+                "forget_batch_size": (self.forget_batch_size >= 1, "must be at least 1"),
+                "temperature": (self.temperature > 0, "must be positive"),
+                "kl_weight": (self.kl_weight >= 0, "must be >= 0"),
+                "task_weight": (self.task_weight >= 0, "must be >= 0"),
+                "learning_rate": (self.learning_rate > 0, "must be positive"),
+            },
+        )
+
+
+@dataclass(frozen=True)
+class L1SparseSettings:
+    """Fine-tune on retained records with an L1 penalty on the weights that decays linearly to
+    zero over the run ("l1-sparse", Jia et al., 2023): sparsity removes capacity that memorized
+    the forget set.
+
+    Attributes:
+        steps: optimizer steps, one retain batch each. Default 150.
+        batch_size: retained records per step. Default 128.
+        l1_strength: initial weight of the summed absolute weights. Default 5e-5.
+        learning_rate: step size. Default 0.02.
+        optimizer: ``sgd`` (momentum 0.9) or ``adam``. Default ``sgd``.
+        seed: seed of the batch order. Default 0.
+    """
+
+    steps: int = 150
+    batch_size: int = 128
+    l1_strength: float = 5e-5
+    learning_rate: float = 0.02
+    optimizer: Optimizer = "sgd"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _validate(
+            self,
+            {**_common_checks(self), "l1_strength": (self.l1_strength >= 0, "must be >= 0")},
+        )
+
+
+@dataclass(frozen=True)
+class SalUnSettings:
+    """SalUn (Fan et al., 2024): find the weights most salient to the forget loss (largest
+    gradient magnitude), then update only those, training the forget records towards random
+    other labels while fitting the retained records.
+
+    Attributes:
+        steps: optimizer steps, one retain and one forget batch each. Default 60.
+        batch_size: retained records per step. Default 128.
+        forget_batch_size: forget records per step. Default 64.
+        saliency_fraction: share of the weights (by gradient magnitude, over the whole model)
+            that may change, in (0, 1]. Default 0.5.
+        forget_weight: weight of the random-label loss on the forget batch. Default 1.0.
+        learning_rate: step size. Default 0.01.
+        optimizer: ``sgd`` (momentum 0.9) or ``adam``. Default ``sgd``.
+        seed: seed of the batch order and of the random labels. Default 0.
+    """
+
+    forget_epochs: int = 5
+    batch_size: int = 128
+    forget_batch_size: int = 64
+    saliency_fraction: float = 0.5
+    forget_weight: float = 1.0
+    learning_rate: float = 0.01
+    optimizer: Optimizer = "sgd"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _validate(
+            self,
+            {
+                "forget_epochs": (self.forget_epochs >= 1, "must be at least 1"),
+                "batch_size": (self.batch_size >= 1, "must be at least 1"),
+                "learning_rate": (self.learning_rate > 0, "must be positive"),
+                "forget_batch_size": (self.forget_batch_size >= 1, "must be at least 1"),
+                "saliency_fraction": (0.0 < self.saliency_fraction <= 1.0, "must be in (0, 1]"),
+                "forget_weight": (self.forget_weight >= 0, "must be >= 0"),
+            },
+        )
+
+
+def _common_checks(settings: Any) -> dict[str, tuple[bool, str]]:
+    return {
+        "steps": (settings.steps >= 1, "must be at least 1"),
+        "batch_size": (settings.batch_size >= 1, "must be at least 1"),
+        "learning_rate": (settings.learning_rate > 0, "must be positive"),
+    }

@@ -1,0 +1,152 @@
+"""One approximate erasure, end to end: unlearn, verify, measure, and decide on the fallback."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from workers.engine.approximate.loops import StepProgress
+from workers.engine.approximate.policy import ApproximatePolicy
+from workers.engine.approximate.registry import run_method
+from workers.engine.data import RecordArrays
+from workers.engine.mia import MembershipTestResult, membership_test
+from workers.engine.training import accuracy
+
+
+@dataclass(frozen=True)
+class Utility:
+    """Accuracy (fraction correct) of one model on the forget, retain and test records."""
+
+    forget_accuracy: float
+    retain_accuracy: float
+    test_accuracy: float
+
+
+def measure_utility(
+    *, model: nn.Module, forget: RecordArrays, retain: RecordArrays, test: RecordArrays
+) -> Utility:
+    return Utility(
+        forget_accuracy=accuracy(model=model, data=forget),
+        retain_accuracy=accuracy(model=model, data=retain),
+        test_accuracy=accuracy(model=model, data=test),
+    )
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall-clock seconds of each stage."""
+
+    unlearn_s: float
+    verify_s: float
+    evaluate_s: float
+
+
+@dataclass(frozen=True)
+class ApproximateOutcome:
+    """What an approximate erasure produced and whether it may be activated.
+
+    `fallback_needed` is true when the membership test's verdict is not ``pass`` or the test
+    accuracy fell by more than the policy allows; `fallback` then names what to run instead.
+    `verification_before` is the same test on the original model, for the record: it shows how
+    much membership signal there was to remove.
+    """
+
+    model: nn.Module
+    method: str
+    settings: dict[str, Any]
+    verification: MembershipTestResult
+    verification_before: MembershipTestResult
+    utility_before: Utility
+    utility_after: Utility
+    timings: Timings
+    fallback_needed: bool
+    fallback: str | None
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able metrics (everything but the model)."""
+        return {
+            "method": self.method,
+            "settings": self.settings,
+            "verification": self.verification.to_dict(),
+            "verification_before": self.verification_before.to_dict(),
+            "utility_before": dataclasses.asdict(self.utility_before),
+            "utility_after": dataclasses.asdict(self.utility_after),
+            "timings": dataclasses.asdict(self.timings),
+            "fallback_needed": self.fallback_needed,
+            "fallback": self.fallback,
+            "reasons": list(self.reasons),
+        }
+
+
+def unlearn_and_verify(
+    *,
+    model: nn.Module,
+    forget: RecordArrays,
+    retain: RecordArrays,
+    holdout: RecordArrays,
+    test: RecordArrays,
+    policy: ApproximatePolicy,
+    progress: StepProgress | None = None,
+) -> ApproximateOutcome:
+    """Unlearn `forget` from a copy of `model` with the policy's method, then gate the result.
+
+    `holdout` must be records of the same dataset that no version of the model trained on;
+    `test` measures utility. `progress` receives the method's (steps done, steps in total).
+    The input model is left untouched.
+    """
+    started = time.perf_counter()
+    unlearned = run_method(
+        name=policy.method,
+        model=model,
+        forget=forget,
+        retain=retain,
+        settings=policy.settings,
+        progress=progress,
+    )
+    unlearned_at = time.perf_counter()
+    verification = membership_test(
+        model=unlearned, forget=forget, holdout=holdout, settings=policy.verification
+    )
+    verification_before = membership_test(
+        model=model, forget=forget, holdout=holdout, settings=policy.verification
+    )
+    verified_at = time.perf_counter()
+    utility_before = measure_utility(model=model, forget=forget, retain=retain, test=test)
+    utility_after = measure_utility(model=unlearned, forget=forget, retain=retain, test=test)
+    evaluated_at = time.perf_counter()
+
+    reasons = []
+    if verification.verdict != "pass":
+        v = verification
+        reasons.append(
+            f"membership test: {v.verdict} (AUC {v.auc:.3f}, "
+            f"{v.confidence:.0%} CI {v.ci_low:.3f}-{v.ci_high:.3f})"
+        )
+    drop = utility_before.test_accuracy - utility_after.test_accuracy
+    if drop > policy.max_test_accuracy_drop:
+        reasons.append(
+            f"test accuracy fell {drop:.3f}, more than the allowed "
+            f"{policy.max_test_accuracy_drop:.3f}"
+        )
+    return ApproximateOutcome(
+        model=unlearned,
+        method=policy.method,
+        settings=dataclasses.asdict(policy.settings),
+        verification=verification,
+        verification_before=verification_before,
+        utility_before=utility_before,
+        utility_after=utility_after,
+        timings=Timings(
+            unlearn_s=unlearned_at - started,
+            verify_s=verified_at - unlearned_at,
+            evaluate_s=evaluated_at - verified_at,
+        ),
+        fallback_needed=bool(reasons),
+        fallback=policy.fallback if reasons else None,
+        reasons=tuple(reasons),
+    )

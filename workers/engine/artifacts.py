@@ -1,0 +1,95 @@
+"""Artifact storage: named blobs of bytes.
+
+`ArtifactStore` is the interface; `LocalArtifactStore` keeps blobs as files under a directory.
+An S3-compatible store implements the same four methods. This module imports no torch, so the
+API layer can use it to purge artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Blobs addressed by `/`-separated keys such as `sisa/checkpoints/ab12.pt`."""
+
+    def put(self, *, key: str, data: bytes) -> None:
+        """Store `data` under `key`, replacing any blob already there."""
+        ...
+
+    def get(self, *, key: str) -> bytes:
+        """The blob under `key`; KeyError when there is none."""
+        ...
+
+    def delete(self, *, key: str) -> bool:
+        """Remove the blob; False when there was none."""
+        ...
+
+    def list(self, *, prefix: str = "") -> list[str]:
+        """Every key that starts with `prefix`, sorted."""
+        ...
+
+    def exists(self, *, key: str) -> bool:
+        """Whether a blob is stored under `key`."""
+        ...
+
+
+def validate_key(key: str) -> str:
+    """Keys are relative paths of plain segments: no `..`, no leading `/`, no empty segment."""
+    if not _KEY_PATTERN.match(key) or any(part in {".", ".."} for part in key.split("/")):
+        raise ValueError(f"invalid artifact key {key!r}")
+    return key
+
+
+class LocalArtifactStore:
+    """Blobs as files under `root`; writes are atomic (temporary file, then rename)."""
+
+    def __init__(self, *, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*validate_key(key).split("/"))
+
+    def put(self, *, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def get(self, *, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def delete(self, *, key: str) -> bool:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def list(self, *, prefix: str = "") -> list[str]:
+        keys = (
+            path.relative_to(self.root).as_posix()
+            for path in self.root.rglob("*")
+            if path.is_file() and not path.name.startswith(".tmp-")
+        )
+        return sorted(key for key in keys if key.startswith(prefix))
+
+    def exists(self, *, key: str) -> bool:
+        return self._path(key).is_file()
