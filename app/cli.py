@@ -179,6 +179,47 @@ def records_import(
     typer.echo(f"imported {imported} records in {elapsed:.1f} s ({rate:,.0f} records/s)")
 
 
+@cli.command("verify-certificate")
+def verify_certificate(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    jwks: Annotated[
+        str,
+        typer.Option(help="JWKS file, or the URL of /v1/.well-known/jwks.json."),
+    ],
+) -> None:
+    """Check an erasure certificate offline against Lethe's public keys. FILE holds the JWS, or
+    the JSON that GET /v1/erasure-requests/{id}/certificate returns."""
+    import json
+
+    from app.audit.signing import InvalidSignature, verify_token
+
+    raw = path.read_text().strip()
+    token = json.loads(raw)["jws"] if raw.startswith("{") else raw
+    if jwks.startswith(("http://", "https://")):
+        import httpx
+
+        key_set = httpx.get(jwks, timeout=10).raise_for_status().json()
+    else:
+        key_set = json.loads(Path(jwks).read_text())
+    try:
+        header, claims = verify_token(token, key_set)
+    except InvalidSignature as exc:
+        typer.echo(f"INVALID: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"VALID certificate, signed by key {header.get('kid')}")
+    typer.echo(f"  request {claims['request_id']} completed {claims['completed_at']}")
+    typer.echo(f"  records erased: {claims['records_erased']}")
+    for model in claims["models"]:
+        kind = "exact" if model["exact"] else "approximate"
+        old, new = model.get("old_version") or {}, model.get("new_version") or {}
+        typer.echo(
+            f"  model {model['model_id']}: v{old.get('number')} -> v{new.get('number')} "
+            f"({model['method']}, {kind})"
+        )
+    head = claims.get("audit_chain_head") or {}
+    typer.echo(f"  audit chain head: #{head.get('seq')} {head.get('hash')}")
+
+
 def _register_benchmarks() -> None:
     try:
         from workers.bench.sisa import sisa
@@ -192,6 +233,12 @@ def _register_benchmarks() -> None:
         pass
     else:
         bench_cli.command("approximate")(approximate)
+    try:
+        from workers.demo import demo
+    except ImportError:
+        pass
+    else:
+        cli.command("demo")(demo)
 
 
 _register_benchmarks()

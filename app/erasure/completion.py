@@ -129,6 +129,13 @@ def _delete_subjects(session: Session, *, request: ErasureRequest) -> int:
     return session.execute(delete(DataSubject).where(DataSubject.id.in_(removable))).rowcount
 
 
+def _without_per_record_scores(figures: Any) -> Any:
+    """Certificates carry the test's summary, not a score for each erased record."""
+    if isinstance(figures, dict):
+        return {k: _without_per_record_scores(v) for k, v in figures.items() if k != "percentiles"}
+    return figures
+
+
 def _model_claims(session: Session, job: Job) -> dict[str, Any]:
     new = session.get(ModelVersion, job.result_version_id) if job.result_version_id else None
     old = session.get(ModelVersion, job.base_version_id) if job.base_version_id else None
@@ -140,7 +147,7 @@ def _model_claims(session: Session, job: Job) -> dict[str, Any]:
         "new_version": {"id": str(new.id), "number": new.number} if new else None,
         "method": new.method if new else metrics.get("method"),
         "exact": new.exact if new else True,
-        "verification": metrics.get("verification"),
+        "verification": _without_per_record_scores(metrics.get("verification")),
         "purge": metrics.get("purge"),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
