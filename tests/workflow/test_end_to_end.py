@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -25,7 +30,30 @@ def _subject_with_train_records(splits) -> int:
     return int(subjects[np.argmax(counts)])
 
 
-def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery_worker):
+def _check_offline_verification(certificate: dict, jwks: dict, tmp_path) -> None:
+    """`lethe verify-certificate` accepts the certificate and refuses a tampered copy."""
+    cert_file, jwks_file = tmp_path / "certificate.json", tmp_path / "jwks.json"
+    cert_file.write_text(json.dumps(certificate))
+    jwks_file.write_text(json.dumps(jwks))
+    command = [sys.executable, "-c", "from app.cli import main; main()", "verify-certificate"]
+    ok = subprocess.run(
+        [*command, str(cert_file), "--jwks", str(jwks_file)], capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("VALID")
+    header, payload, signature = certificate["jws"].split(".")
+    forged = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    forged["records_erased"] += 1
+    forged_payload = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+    cert_file.write_text(f"{header}.{forged_payload}.{signature}")
+    bad = subprocess.run(
+        [*command, str(cert_file), "--jwks", str(jwks_file)], capture_output=True, text=True
+    )
+    assert bad.returncode == 1
+    assert "INVALID" in bad.stderr
+
+
+def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery_worker, tmp_path):
     dataset_id, splits = register_digits(api, ml_headers)
     model = create_model(api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=4)
     train(api, ml_headers, model["id"])
@@ -69,6 +97,8 @@ def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery
     assert model_claims["old_version"]["number"] == 1 and model_claims["new_version"]["number"] == 2
     assert model_claims["verification"]["erased_records_in_new_version"] == 0
     assert model_claims["purge"]["checkpoints"] >= 1
+
+    _check_offline_verification(certificate, jwks, tmp_path)
 
     # Every record id in every stored checkpoint manifest is a record still in the database:
     # the erased ones are in none, and the checkpoints that held them are gone.
