@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg.errors
-from sqlalchemy import ColumnElement, String, any_, bindparam, insert, select
+from sqlalchemy import ColumnElement, any_, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -38,13 +39,13 @@ class DuplicateKeys(ValueError):
         self.positions = positions
 
 
-def _one_of(
-    session: Session, column: InstrumentedAttribute[str], values: list[str]
+def one_of(
+    session: Session, column: InstrumentedAttribute[Any], values: Sequence[Any]
 ) -> ColumnElement[bool]:
     """`column IN values`; on Postgres as `= ANY(array)`, one parameter however many values."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(String)))
-    return column.in_(values)
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def existing_subjects(
@@ -58,7 +59,7 @@ def existing_subjects(
         hashes = [h for _, h in chunk]
         rows = session.execute(
             select(SubjectIdentity.type, SubjectIdentity.hash, SubjectIdentity.subject_id).where(
-                _one_of(session, SubjectIdentity.hash, hashes)
+                one_of(session, SubjectIdentity.hash, hashes)
             )
         )
         for type_, hash_, subject_id in rows:
@@ -74,7 +75,7 @@ def _existing_keys(session: Session, dataset_id: uuid.UUID, keys: list[str]) -> 
             session.scalars(
                 select(TrainingRecord.key).where(
                     TrainingRecord.dataset_id == dataset_id,
-                    _one_of(session, TrainingRecord.key, chunk),
+                    one_of(session, TrainingRecord.key, chunk),
                 )
             )
         )

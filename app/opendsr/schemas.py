@@ -15,8 +15,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from app.lineage.identity import inner_digest
@@ -45,14 +45,15 @@ class OpenDsrIdentity(BaseModel):
         mapping.identity_format(value)
         return value
 
-    @field_validator("identity_value")
-    @classmethod
-    def _usable_value(cls, value: str, info: ValidationInfo) -> str:
-        kind, form = info.data.get("identity_type"), info.data.get("identity_format")
-        if kind is not None and form is not None:
-            # Raises IdentityError, whose message never contains the value.
-            inner_digest(mapping.identity_type(kind), value, mapping.identity_format(form))
-        return value
+    @model_validator(mode="after")
+    def _usable_value(self) -> OpenDsrIdentity:
+        # Raises IdentityError, whose message never contains the value.
+        inner_digest(
+            mapping.identity_type(self.identity_type),
+            self.identity_value,
+            mapping.identity_format(self.identity_format),
+        )
+        return self
 
     def to_identity(self) -> IdentityIn:
         return IdentityIn(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import httpx
 import structlog
@@ -149,26 +149,42 @@ def send(
         return Attempt(status_code=None, error=f"connection failed ({type(exc).__name__})")
 
 
-def _claim_head(session: Session, *, stream: str, now: datetime) -> WebhookDelivery | None:
-    """Lease the oldest pending delivery of a stream if it is due and nobody is sending it."""
-    head = session.scalar(
-        select(D)
-        .where(D.stream == stream, D.status == DeliveryStatus.PENDING.value)
-        .order_by(D.id)
-        .limit(1)
-        .with_for_update()
-    )
-    real_now = utcnow()
-    if (
-        head is None
-        or (head.next_attempt_at is not None and head.next_attempt_at > now)
-        or (head.lease_until is not None and head.lease_until > real_now)
-    ):
-        session.rollback()
-        return None
-    head.lease_until = real_now + LEASE
-    session.commit()
-    return head
+def _claim_head(
+    session: Session, *, stream: str, now: datetime
+) -> tuple[WebhookDelivery, WebhookEndpoint | None] | None:
+    """Lease the oldest pending delivery of a stream if it is due and nobody is sending it.
+
+    Returns it and its endpoint detached, with the transaction ended: no lock (and, on SQLite,
+    no write transaction) is held while the request is in flight.
+    """
+    while True:
+        head = session.scalar(
+            select(D)
+            .where(D.stream == stream, D.status == DeliveryStatus.PENDING.value)
+            .order_by(D.id)
+            .limit(1)
+            .with_for_update()
+        )
+        real_now = utcnow()
+        if (
+            head is None
+            or (head.next_attempt_at is not None and head.next_attempt_at > now)
+            or (head.lease_until is not None and head.lease_until > real_now)
+        ):
+            session.rollback()
+            return None
+        endpoint = session.get(WebhookEndpoint, head.endpoint_id) if head.endpoint_id else None
+        if endpoint is not None and endpoint.status != EndpointStatus.ACTIVE.value:
+            _finish(head, status=DeliveryStatus.DEAD, reason="endpoint disabled")
+            session.commit()
+            continue
+        head.lease_until = real_now + LEASE
+        session.flush()
+        session.expunge(head)
+        if endpoint is not None:
+            session.expunge(endpoint)
+        session.commit()
+        return head, endpoint
 
 
 def _finish(delivery: WebhookDelivery, *, status: DeliveryStatus, reason: str | None) -> None:
@@ -179,7 +195,7 @@ def _finish(delivery: WebhookDelivery, *, status: DeliveryStatus, reason: str | 
         delivery.last_error = reason
 
 
-def disable_endpoint(session: Session, *, endpoint_id: Any, reason: str) -> None:
+def disable_endpoint(session: Session, *, endpoint_id: uuid.UUID, reason: str) -> None:
     """Stop an endpoint: it and its pending deliveries end (the deliveries as dead)."""
     session.execute(
         update(WebhookEndpoint)
@@ -273,12 +289,8 @@ def deliver_stream(
     )
     attempts = 0
     try:
-        while (head := _claim_head(session, stream=stream, now=now or utcnow())) is not None:
-            endpoint = session.get(WebhookEndpoint, head.endpoint_id) if head.endpoint_id else None
-            if endpoint is not None and endpoint.status != EndpointStatus.ACTIVE.value:
-                _finish(head, status=DeliveryStatus.DEAD, reason="endpoint disabled")
-                session.commit()
-                continue
+        while (claim := _claim_head(session, stream=stream, now=now or utcnow())) is not None:
+            head, endpoint = claim
             attempt = send(client, head, endpoint)
             attempts += 1
             recorded = _record(session, delivery_id=head.id, attempt=attempt, now=now or utcnow())

@@ -1,4 +1,4 @@
-"""The webhook outbox: what the workflow layer calls, in its own transaction.
+"""The webhook outbox: what the workflow layer calls, inside the caller's transaction.
 
 `request_transitioned` is called by `app.erasure.lifecycle` for every status change; `emit` is
 the public entry for any other event (e.g. `model.version_activated`). Both only write rows;

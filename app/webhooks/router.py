@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.core.auth import ApiClient, require
@@ -32,6 +32,7 @@ Writer = require(Scope.REQUESTS_WRITE)
 Reader = require(Scope.REQUESTS_READ)
 IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 ENDPOINTS = "/v1/webhook-endpoints"
 
 
@@ -149,7 +150,7 @@ def endpoint_deliveries(
 )
 def redeliver_to_endpoint(
     endpoint_id: uuid.UUID,
-    delivery_id: int,
+    delivery_id: DeliveryId,
     request: Request,
     session: SessionDep,
     client: Writer,
@@ -189,7 +190,7 @@ def all_deliveries(
     "/v1/webhook-deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut
 )
 def redeliver(
-    delivery_id: int,
+    delivery_id: DeliveryId,
     request: Request,
     session: SessionDep,
     client: Writer,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+
 import numpy as np
 
 from tests.conftest import wait_for
@@ -10,11 +13,16 @@ from workers.engine.data import Dataset, RecordArrays, digits
 TERMINAL_JOB = {"succeeded", "failed"}
 
 
-def _records(arrays: RecordArrays, split: str) -> list[dict]:
+def person_id(prefix: str, subject: int) -> str:
+    """People are global across datasets, so each registration gets its own people."""
+    return f"{prefix}-person-{int(subject)}"
+
+
+def _records(arrays: RecordArrays, split: str, prefix: str) -> list[dict]:
     return [
         {
             "key": f"{split}-{int(rid)}",
-            "identities": [{"type": "user_id", "value": f"person-{int(subject)}"}],
+            "identities": [{"type": "user_id", "value": person_id(prefix, subject)}],
             "features": np.asarray(features, dtype=float).ravel().round(4).tolist(),
             "label": int(label),
             "split": split,
@@ -25,26 +33,32 @@ def _records(arrays: RecordArrays, split: str) -> list[dict]:
     ]
 
 
-def register_digits(api, headers, *, limit: int = 600) -> tuple[str, dict[str, RecordArrays]]:
+@dataclass(frozen=True)
+class Registered:
+    dataset_id: str
+    splits: dict[str, RecordArrays]
+    prefix: str
+
+
+def register_digits(api, headers, *, limit: int = 600) -> Registered:
     """The digits set, subject-grouped, as a dataset; returns its id and the arrays by split."""
     return register_dataset(api, headers, data=digits(seed=0), limit=limit)
 
 
-def register_dataset(
-    api, headers, *, data: Dataset, limit: int
-) -> tuple[str, dict[str, RecordArrays]]:
+def register_dataset(api, headers, *, data: Dataset, limit: int) -> Registered:
     splits = {
         "train": data.train.subset(np.arange(min(limit, len(data.train)))),
         "holdout": data.holdout,
         "test": data.test,
     }
     dataset = api.post("/v1/datasets", json={"name": data.name}, headers=headers).json()
-    records = [r for split, arrays in splits.items() for r in _records(arrays, split)]
+    prefix = uuid.uuid4().hex[:8]
+    records = [r for split, arrays in splits.items() for r in _records(arrays, split, prefix)]
     response = api.post(
         f"/v1/datasets/{dataset['id']}/records", json={"records": records}, headers=headers
     )
     assert response.status_code == 201, response.text
-    return dataset["id"], splits
+    return Registered(dataset_id=dataset["id"], splits=splits, prefix=prefix)
 
 
 def create_model(api, headers, dataset_id: str, **fields) -> dict:
@@ -70,10 +84,10 @@ def train(api, headers, model_id: str) -> dict:
     return job
 
 
-def erase(api, headers, person: int) -> str:
+def erase(api, headers, registered: Registered, person: int) -> str:
     response = api.post(
         "/v1/erasure-requests",
-        json={"identities": [{"type": "user_id", "value": f"person-{person}"}]},
+        json={"identities": [{"type": "user_id", "value": person_id(registered.prefix, person)}]},
         headers=headers,
     )
     assert response.status_code == 202, response.text

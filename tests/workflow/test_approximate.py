@@ -19,7 +19,8 @@ def test_gate_failure_falls_back_to_retraining(api, make_key, celery_worker):
         + make_key(["lineage:write", "models:write", "requests:write", "requests:read"])
     }
     data = synthetic_purchase(records=1500, seed=0)
-    dataset_id, splits = register_dataset(api, headers, data=data, limit=len(data.train))
+    reg = register_dataset(api, headers, data=data, limit=len(data.train))
+    dataset_id, splits = reg.dataset_id, reg.splits
     model = create_model(
         api,
         headers,
@@ -31,7 +32,7 @@ def test_gate_failure_falls_back_to_retraining(api, make_key, celery_worker):
     train(api, headers, model["id"])
     subjects, counts = np.unique(splits["train"].subject_ids, return_counts=True)
     people = [int(s) for s in subjects[np.argsort(-counts)][:3]]
-    request_ids = [erase(api, headers, person) for person in people]
+    request_ids = [erase(api, headers, reg, person) for person in people]
     finals = [wait_request(api, headers, r) for r in request_ids]
     assert [f["status"] for f in finals] == ["completed"] * 3
 

@@ -54,14 +54,15 @@ def _check_offline_verification(certificate: dict, jwks: dict, tmp_path) -> None
 
 
 def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery_worker, tmp_path):
-    dataset_id, splits = register_digits(api, ml_headers)
+    reg = register_digits(api, ml_headers)
+    dataset_id, splits = reg.dataset_id, reg.splits
     model = create_model(api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=4)
     train(api, ml_headers, model["id"])
     before = api.get(f"/v1/models/{model['id']}", headers=ml_headers).json()["active_version"]
     assert before["number"] == 1
 
     person = _subject_with_train_records(splits)
-    request_id = erase(api, ml_headers, person)
+    request_id = erase(api, ml_headers, reg, person)
     final = wait_request(api, ml_headers, request_id)
     assert final["status"] == "completed", final
     assert final["plan"]["models_affected"][0]["model_id"] == model["id"]
@@ -78,7 +79,9 @@ def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery
         if s == person
     ]
     remaining = session.scalar(
-        select(func.count()).select_from(TrainingRecord).where(TrainingRecord.key.in_(erased_keys))
+        select(func.count())
+        .select_from(TrainingRecord)
+        .where(TrainingRecord.dataset_id == dataset_id, TrainingRecord.key.in_(erased_keys))
     )
     assert remaining == 0
 

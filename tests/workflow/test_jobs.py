@@ -35,10 +35,11 @@ def _job_of(api, headers, request_id: str) -> str:
 
 
 def test_requests_within_the_window_make_one_job(api, ml_headers, celery_worker):
-    dataset_id, splits = register_digits(api, ml_headers, limit=400)
+    reg = register_digits(api, ml_headers, limit=400)
+    dataset_id, splits = reg.dataset_id, reg.splits
     model = create_model(api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=3)
     train(api, ml_headers, model["id"])
-    request_ids = [erase(api, ml_headers, person) for person in _people(splits, 3)]
+    request_ids = [erase(api, ml_headers, reg, person) for person in _people(splits, 3)]
     finals = [wait_request(api, ml_headers, r) for r in request_ids]
     assert [f["status"] for f in finals] == ["completed"] * 3
     job_ids = {_job_of(api, ml_headers, r) for r in request_ids}
@@ -50,19 +51,20 @@ def test_requests_within_the_window_make_one_job(api, ml_headers, celery_worker)
 
 
 def test_requests_during_a_running_job_join_the_next(api, ml_headers, session, celery_worker):
-    dataset_id, splits = register_digits(api, ml_headers, limit=500)
+    reg = register_digits(api, ml_headers, limit=500)
+    dataset_id, splits = reg.dataset_id, reg.splits
     model = create_model(
         api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=40
     )
     train(api, ml_headers, model["id"])
     first_person, second_person = _people(splits, 2)
-    first = erase(api, ml_headers, first_person)
+    first = erase(api, ml_headers, reg, first_person)
     first_job = wait_for(lambda: _planned_job(api, ml_headers, first), timeout=60)
     wait_for(
         lambda: api.get(f"/v1/jobs/{first_job}", headers=ml_headers).json()["status"] == "running",
         timeout=60,
     )
-    second = erase(api, ml_headers, second_person)
+    second = erase(api, ml_headers, reg, second_person)
     assert wait_request(api, ml_headers, first)["status"] == "completed"
     assert wait_request(api, ml_headers, second)["status"] == "completed"
     second_job = _job_of(api, ml_headers, second)
@@ -90,13 +92,14 @@ def _planned_job(api, headers, request_id: str) -> str | None:
 def test_worker_killed_during_a_shard_retrain(api, ml_headers, celery_worker):
     """SIGKILL mid-retrain: the lease expires, the reconciler re-runs the job on a new worker,
     and it completes once, with exactly one new active version."""
-    dataset_id, splits = register_digits(api, ml_headers, limit=600)
+    reg = register_digits(api, ml_headers, limit=600)
+    dataset_id, splits = reg.dataset_id, reg.splits
     model = create_model(
         api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=150
     )
     train(api, ml_headers, model["id"])
     [person] = _people(splits, 1)
-    request_id = erase(api, ml_headers, person)
+    request_id = erase(api, ml_headers, reg, person)
     job_id = wait_for(lambda: _planned_job(api, ml_headers, request_id), timeout=60)
 
     def retraining() -> bool:

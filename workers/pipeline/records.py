@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.lineage.bulk import one_of
 from app.lineage.models import TrainingRecord
 from app.registry.models import MlModel
 from workers.engine.data import RecordArrays
@@ -30,12 +31,20 @@ def load_records(
     input_shape: Sequence[int],
     max_record_id: int | None = None,
     of_requests: Sequence[uuid.UUID] | None = None,
+    only_ids: np.ndarray | None = None,
+    with_features: bool = True,
 ) -> RecordArrays:
     """Records of one split. Without `of_requests`: every record no erasure request has claimed.
-    With it: only the records those requests claimed (the forget set)."""
-    query = select(
-        TrainingRecord.id, TrainingRecord.label, TrainingRecord.subject_id, TrainingRecord.features
-    ).where(TrainingRecord.dataset_id == dataset_id, TrainingRecord.split == split)
+    With it: only the records those requests claimed (the forget set). `only_ids` narrows to
+    those records; without features the arrays have zero-width features (ids and labels only)."""
+    columns = [TrainingRecord.id, TrainingRecord.label, TrainingRecord.subject_id]
+    if with_features:
+        columns.append(TrainingRecord.features)
+    query = select(*columns).where(
+        TrainingRecord.dataset_id == dataset_id, TrainingRecord.split == split
+    )
+    if only_ids is not None:
+        query = query.where(one_of(session, TrainingRecord.id, [int(i) for i in only_ids]))
     if of_requests is None:
         query = query.where(TrainingRecord.erasure_request_id.is_(None))
     else:
@@ -43,8 +52,9 @@ def load_records(
     if max_record_id is not None:
         query = query.where(TrainingRecord.id <= max_record_id)
     rows = session.execute(query.order_by(TrainingRecord.id)).all()
-    shape = tuple(int(d) for d in input_shape)
-    features = np.frombuffer(b"".join(r.features for r in rows), dtype="<f4").astype(np.float32)
+    shape = tuple(int(d) for d in input_shape) if with_features else (0,)
+    raw = b"".join(r.features for r in rows) if with_features else b""
+    features = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     return RecordArrays(
         record_ids=np.array([r.id for r in rows], dtype=np.int64),
         features=features.reshape((len(rows), *shape)),

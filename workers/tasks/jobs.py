@@ -71,8 +71,8 @@ def _start_next(model_id: uuid.UUID) -> None:
 
 @celery_app.task(name=RUN_JOB)
 def run_job(job_id: str) -> str:
+    from workers.pipeline import monolithic_unlearning, sisa_unlearning
     from workers.pipeline.training import run_training
-    from workers.pipeline.unlearning import plan_sisa_shards, run_monolithic
 
     jid = uuid.UUID(job_id)
     with db_session() as session:
@@ -93,14 +93,14 @@ def run_job(job_id: str) -> str:
         elif not has_base:
             _nothing_to_unlearn(jid)
         elif strategy == "sisa":
-            shards = plan_sisa_shards(job_id=jid)
+            shards = sisa_unlearning.plan_shards(job_id=jid)
             for shard in shards:
                 enqueue(RUN_SHARD, args=[job_id, shard], queue=TRAINING_QUEUE)
             if not shards:
                 enqueue(FINISH_JOB, args=[job_id], queue=TRAINING_QUEUE)
             return "fanned out"
         else:
-            run_monolithic(job_id=jid)
+            monolithic_unlearning.run(job_id=jid)
     except Exception as exc:
         _fail(jid, exc)
         return "failed"
@@ -120,7 +120,7 @@ def _nothing_to_unlearn(job_id: uuid.UUID) -> None:
 
 @celery_app.task(name=RUN_SHARD)
 def run_shard(job_id: str, shard: int) -> str:
-    from workers.pipeline.unlearning import retrain_shard
+    from workers.pipeline.sisa_unlearning import retrain_shard
 
     jid = uuid.UUID(job_id)
     try:
@@ -135,11 +135,11 @@ def run_shard(job_id: str, shard: int) -> str:
 
 @celery_app.task(name=FINISH_JOB)
 def finish_job(job_id: str) -> str:
-    from workers.pipeline.unlearning import finish_sisa
+    from workers.pipeline.sisa_unlearning import finish
 
     jid = uuid.UUID(job_id)
     try:
-        finish_sisa(job_id=jid)
+        finish(job_id=jid)
     except Exception as exc:
         _fail(jid, exc)
         return "failed"

@@ -1,0 +1,165 @@
+"""SISA unlearning, fanned out: plan the affected shards, retrain each in its own task (more
+workers finish sooner), then assemble, verify exactly from the manifests, and activate."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+
+from sqlalchemy import select
+
+from app.jobs import service as jobs
+from app.jobs.models import Job, JobShard
+from workers.engine.aggregation import ensemble_accuracy
+from workers.engine.data import RecordArrays
+from workers.engine.partition import assign_shards
+from workers.engine.sisa import load_shard_models, train_sisa
+from workers.engine.sisa_model import ShardState, SisaModel
+from workers.engine.unlearning import erasure_impact, verify_exact
+from workers.pipeline.activation import activate, enter_stage
+from workers.pipeline.context import Heartbeat, db_session
+from workers.pipeline.jobcontext import JobContext, load_context
+from workers.pipeline.models_io import sisa_checkpoint_rows, spec_for
+from workers.pipeline.storage import checkpoint_store
+
+DONE = "done"
+
+
+def plan_shards(*, job_id: uuid.UUID) -> list[int]:
+    """Record one JobShard per affected shard (kept across reruns); return those still to do."""
+    ctx = load_context(job_id=job_id)
+    impact = erasure_impact(
+        model=SisaModel.from_dict(ctx.base.manifest),
+        checkpoints=checkpoint_store(model_id=ctx.model.id),
+        erased_record_ids=ctx.forget_ids(),
+    )
+    with db_session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        existing = {s.shard for s in _shards(session, job_id)}
+        for shard, first_slice in impact.earliest_slices.items():
+            if shard not in existing:
+                session.add(JobShard(job_id=job_id, shard=shard, from_slice=first_slice))
+        job.stage = "retraining"
+        job.metrics = {
+            **(job.metrics or {}),
+            "method": "sisa",
+            "erased_records": int(impact.found_record_ids.size),
+            "affected_shards": {str(k): v for k, v in sorted(impact.earliest_slices.items())},
+        }
+        session.commit()
+        return sorted(s.shard for s in _shards(session, job_id) if s.status != DONE)
+
+
+def _shards(session, job_id: uuid.UUID) -> list[JobShard]:
+    return list(session.scalars(select(JobShard).where(JobShard.job_id == job_id)))
+
+
+def _shard_records(ctx: JobContext, *, sisa: SisaModel, shard: int) -> RecordArrays:
+    """The shard's remaining records. A record's shard depends only on its own id (or subject),
+    so the shard's records alone give the same partition, keys and model as all records."""
+    keys = ctx.remaining(with_features=False)
+    config = sisa.config
+    shard_of = assign_shards(
+        records=keys, shards=config.shards, seed=config.seed, shard_key=config.shard_key
+    )
+    return ctx.remaining(only_ids=keys.record_ids[shard_of == shard])
+
+
+def retrain_shard(*, job_id: uuid.UUID, shard: int) -> bool:
+    """Retrain one shard from its last clean checkpoint; True when every shard is done."""
+    with db_session() as session:
+        row = session.get(JobShard, (job_id, shard))
+        job = session.get(Job, job_id)
+        if row is None or job is None or job.status != jobs.RUNNING:
+            return False
+        if row.status == DONE:
+            return all(s.status == DONE for s in _shards(session, job_id))
+        row.attempt += 1
+        shard_count = len(_shards(session, job_id))
+        session.commit()
+    ctx = load_context(job_id=job_id)
+    sisa = SisaModel.from_dict(ctx.base.manifest)
+    heart = Heartbeat(job_id=job_id, start=0.05, span=0.85 / max(shard_count, 1))
+    started = time.perf_counter()
+    report = train_sisa(
+        spec=spec_for(ctx.model),
+        data=_shard_records(ctx, sisa=sisa, shard=shard),
+        num_classes=sisa.num_classes,
+        config=sisa.config,
+        checkpoints=checkpoint_store(model_id=ctx.model.id),
+        only_shards=[shard],
+        base=sisa,
+        progress=lambda event: heart.beat(fraction=event.fraction),
+    )
+    state = next(s for s in report.model.shards if s.shard == shard)
+    with db_session() as session:
+        row = session.get(JobShard, (job_id, shard))
+        assert row is not None
+        row.state = {
+            "shard": state.shard,
+            "slice_keys": list(state.slice_keys),
+            "records": state.records,
+        }
+        row.status = DONE
+        row.seconds = round(time.perf_counter() - started, 3)
+        session.commit()
+        return all(s.status == DONE for s in _shards(session, job_id))
+
+
+def finish(*, job_id: uuid.UUID) -> list[uuid.UUID]:
+    """Assemble the new version from the retrained shards, verify it exactly, activate it.
+    Returns the ids of the requests completed."""
+    with db_session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != jobs.RUNNING:
+            return []
+        rows = _shards(session, job_id)
+        if not all(r.status == DONE for r in rows):
+            return []
+        shard_states = {r.shard: r.state for r in rows}
+        shard_seconds = {str(r.shard): r.seconds for r in rows}
+    enter_stage(job_id, stage="verifying")
+    ctx = load_context(job_id=job_id)
+    forget_ids = ctx.forget_ids()
+    base = SisaModel.from_dict(ctx.base.manifest)
+    states = {s.shard: s for s in base.shards}
+    for shard, state in shard_states.items():
+        assert state is not None
+        states[shard] = ShardState(
+            shard=state["shard"], slice_keys=tuple(state["slice_keys"]), records=state["records"]
+        )
+    new = dataclasses.replace(base, shards=tuple(states[s] for s in sorted(states)))
+    checkpoints = checkpoint_store(model_id=ctx.model.id)
+    failures = verify_exact(model=new, checkpoints=checkpoints, erased_record_ids=forget_ids)
+    if failures:
+        raise RuntimeError(
+            f"exact verification failed: {len(failures)} checkpoint(s) hold erased records"
+        )
+    test = ctx.records(split="test")
+    shard_models = load_shard_models(model=new, spec=spec_for(ctx.model), checkpoints=checkpoints)
+    test_accuracy = ensemble_accuracy(
+        models=list(shard_models.values()), data=test, mode=base.config.aggregation
+    )
+    metrics = {
+        "test_accuracy": round(float(test_accuracy), 4) if len(test) else None,
+        "retrained_shards": sorted(int(s) for s in shard_states),
+        "shard_seconds": shard_seconds,
+        "verification": {
+            "kind": "exact",
+            "checkpoints_checked": len(new.checkpoint_keys()),
+            "erased_records": int(forget_ids.size),
+            "erased_records_in_new_version": 0,
+        },
+    }
+    return activate(
+        ctx=ctx,
+        forget_ids=forget_ids,
+        method="sisa_unlearn",
+        exact=True,
+        manifest={**new.to_dict(), "max_record_id": ctx.max_record_id},
+        trained_records=sum(s.records for s in new.shards),
+        metrics=metrics,
+        checkpoint_rows=sisa_checkpoint_rows(new),
+    )
