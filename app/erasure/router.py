@@ -27,6 +27,7 @@ from app.erasure.schemas import (
     ErasureRequestPage,
     ExtendBody,
 )
+from app.webhooks.service import check_callback_url
 
 router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"])
 Writer = require(Scope.REQUESTS_WRITE)
@@ -48,6 +49,8 @@ def submit(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     settings = get_settings()
+    if body.callback_url is not None:
+        check_callback_url(str(body.callback_url), pointer="#/callback_url")
     created: list[uuid.UUID] = []
 
     def work() -> tuple[int, dict]:

@@ -18,7 +18,7 @@ from app.opendsr import mapping
 from app.opendsr.callbacks import queue_status_callbacks, rfc3339, status_body
 from app.opendsr.models import OpenDsrRequest
 from app.opendsr.schemas import OpenDsrRequestIn
-from app.webhooks.urls import Unresolvable, UnsafeUrl, check_url
+from app.webhooks.service import check_callback_url
 
 
 def discovery(*, certificate_url: str) -> dict[str, Any]:
@@ -38,17 +38,7 @@ def _check_callback_urls(urls: list[str]) -> None:
     """Refuse callbacks to private addresses. A host that does not resolve now is accepted:
     refusing would lose the erasure request itself, and each attempt checks again."""
     for index, url in enumerate(urls):
-        try:
-            check_url(url)
-        except Unresolvable:
-            continue
-        except UnsafeUrl as exc:
-            raise ProblemError(
-                400,
-                f"status_callback_urls[{index}] cannot receive callbacks: {exc}",
-                slug="unsafe-url",
-                errors=[{"pointer": f"#/status_callback_urls/{index}", "detail": str(exc)}],
-            ) from None
+        check_callback_url(url, pointer=f"#/status_callback_urls/{index}", status=400)
 
 
 def find(

@@ -20,7 +20,7 @@ from app.webhooks.models import (
 )
 from app.webhooks.queue import ring_after_commit
 from app.webhooks.signing import new_secret
-from app.webhooks.urls import UnsafeUrl, check_url
+from app.webhooks.urls import Unresolvable, UnsafeUrl, check_url
 
 MAX_ENDPOINTS_PER_CLIENT = 20
 
@@ -38,6 +38,23 @@ def _audit(session: Session, *, client: ApiClient, action: str, endpoint: Webhoo
         entity_id=str(endpoint.id),
         data={"events": endpoint.events, "status": endpoint.status},
     )
+
+
+def check_callback_url(url: str, *, pointer: str, status: int = 422) -> None:
+    """The SSRF guard for a callback URL sent with a request. A host that does not resolve now
+    is accepted: refusing would lose the erasure request itself, and each attempt checks again."""
+    try:
+        check_url(url)
+    except Unresolvable:
+        return
+    except UnsafeUrl as exc:
+        raise ProblemError(
+            status,
+            f"This URL cannot receive callbacks: {exc}",
+            slug="unsafe-url",
+            title="URL not allowed",
+            errors=[{"pointer": pointer, "detail": str(exc)}],
+        ) from None
 
 
 def check_public_url(url: str, *, pointer: str) -> None:

@@ -149,3 +149,9 @@ def test_idempotency_key_in_flight_is_409(api, portal_headers, session):
     assert results["first"].status_code == 202
     replay = api.post(URL, json=GOOD, headers=headers)
     assert replay.json() == results["first"].json()
+
+
+def test_callback_url_to_a_private_address(api, portal_headers, unchanged):
+    payload = GOOD | {"callback_url": "http://10.1.2.3/hook"}
+    body = _problem(api.post(URL, json=payload, headers=portal_headers), 422)
+    assert body["errors"][0]["pointer"] == "#/callback_url"

@@ -14,6 +14,7 @@ from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.db import utcnow
 from app.registry.models import MlModel, ModelVersion, ShardCheckpoint
 from app.registry.service import ACTIVE, PURGED, SUPERSEDED, next_version_number
+from app.webhooks.outbox import emit
 from workers.pipeline.storage import artifact_store, checkpoint_store, get_record_ids
 
 
@@ -73,19 +74,29 @@ def record_version(
         if key not in known:
             session.add(ShardCheckpoint(model_id=model.id, key=key, shard=shard, slice=slice_))
     session.flush()
+    event = {
+        "model_id": str(model.id),
+        "version_id": str(version.id),
+        "number": version.number,
+        "parent_id": str(parent_id) if parent_id else None,
+        "method": method,
+        "exact": exact,
+        "links": {"model": f"/v1/models/{model.id}", "versions": f"/v1/models/{model.id}/versions"},
+    }
     append_event(
         session,
         actor=SYSTEM_ACTOR,
         action="model.version_activated",
         entity_type="model",
         entity_id=str(model.id),
-        data={
-            "version_id": str(version.id),
-            "number": version.number,
-            "parent_id": str(parent_id) if parent_id else None,
-            "method": method,
-            "exact": exact,
-        },
+        data=event,
+    )
+    emit(
+        session,
+        client_id=model.client_id,
+        event_type="model.version_activated",
+        data=event,
+        subject=f"model:{model.id}",
     )
     return version
 
