@@ -32,9 +32,23 @@ def _compose_config() -> dict:
 def test_compose_file_is_valid_and_complete():
     config = _compose_config()
     services = config["services"]
-    assert {"postgres", "redis", "migrate", "api", "worker", "beat"} <= services.keys()
+    assert {
+        "postgres",
+        "redis",
+        "migrate",
+        "api",
+        "worker",
+        "worker-gpu",
+        "beat",
+    } <= services.keys()
+    gpu = services["worker-gpu"]
+    assert gpu["command"][gpu["command"].index("-Q") + 1] == "gpu"
+    [device] = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    cpu = services["worker"]
+    assert cpu["command"][cpu["command"].index("-Q") + 1] == "cpu"
     assert services["migrate"]["command"] == ["lethe", "migrate"]
-    for name in ("api", "worker", "beat"):
+    for name in ("api", "worker", "worker-gpu", "beat"):
         env = services[name]["environment"]
         assert env["LETHE_DATABASE_URL"].startswith("postgresql+psycopg://")
         assert env["LETHE_BROKER_URL"].startswith("redis://")

@@ -221,6 +221,7 @@ def sisa(
         "speedup": speedup,
         "speedup_cpu": full_time.cpu / unlearn_cpu,
         "speedup_vs_monolithic": monolithic_time.wall / unlearn_wall,
+        "speedup_cpu_vs_monolithic": monolithic_time.cpu / unlearn_cpu,
         "theoretical_speedup": theoretical,
         "speedup_share_of_theoretical": speedup / theoretical,
         "batch_size": len(batch_ids),

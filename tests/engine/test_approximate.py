@@ -1,0 +1,148 @@
+"""Approximate unlearning on a toy set the model memorizes (30 % label noise, small data)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from workers.engine.approximate import (
+    ApproximatePolicy,
+    FinetuneSettings,
+    L1SparseSettings,
+    NegGradPlusSettings,
+    SalUnSettings,
+    ScrubSettings,
+    get_method,
+    method_names,
+    run_method,
+    unlearn_and_verify,
+)
+from workers.engine.architectures import get_architecture
+from workers.engine.data import synthetic_purchase
+from workers.engine.mia import membership_test
+from workers.engine.training import accuracy, train_model
+
+# Budgets sized for ~1,000 training records; the defaults target far larger training sets.
+TOY_SETTINGS = {
+    "finetune": FinetuneSettings(steps=150, learning_rate=0.05, optimizer="sgd"),
+    "neggrad_plus": NegGradPlusSettings(forget_epochs=20, learning_rate=1e-3),
+    "scrub": ScrubSettings(),
+    "l1_sparse": L1SparseSettings(steps=150, learning_rate=0.05, optimizer="sgd"),
+    "salun": SalUnSettings(
+        forget_epochs=10, learning_rate=5e-4, saliency_fraction=0.2, forget_weight=1.0
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def toy():
+    torch.set_num_threads(1)
+    dataset = synthetic_purchase(
+        records=1500, seed=0, num_features=100, num_classes=10, label_noise=0.3
+    )
+    spec = get_architecture("mlp").with_hyperparameters(epochs=40)
+    original = train_model(spec=spec, data=dataset.train, num_classes=10, seed=0, device="cpu")
+    chosen = np.random.default_rng(0).choice(len(dataset.train), 100, replace=False)
+    forget = dataset.train.subset(np.sort(chosen))
+    retain = dataset.train.without(forget.record_ids)
+    reference = train_model(spec=spec, data=retain, num_classes=10, seed=1, device="cpu")
+    return {
+        "dataset": dataset,
+        "original": original,
+        "reference": reference,
+        "forget": forget,
+        "retain": retain,
+    }
+
+
+def test_registry_covers_every_method():
+    assert set(method_names()) == set(TOY_SETTINGS)
+    for name, settings in TOY_SETTINGS.items():
+        assert isinstance(settings, get_method(name).settings_type)
+
+
+@pytest.mark.parametrize("name", list(TOY_SETTINGS))
+def test_method_forgets_without_wrecking_the_model(toy, name):
+    original, forget, test = toy["original"], toy["forget"], toy["dataset"].test
+    before = {key: value.clone() for key, value in original.state_dict().items()}
+    reports = []
+
+    unlearned = run_method(
+        name=name,
+        model=original,
+        forget=forget,
+        retain=toy["retain"],
+        settings=TOY_SETTINGS[name],
+        progress=lambda done, total: reports.append((done, total)),
+    )
+
+    assert unlearned is not original
+    for key, value in original.state_dict().items():
+        assert torch.equal(value, before[key]), "the input model must not change"
+    forget_before = accuracy(model=original, data=forget)
+    assert accuracy(model=unlearned, data=forget) < forget_before - 0.04
+    assert accuracy(model=unlearned, data=test) > accuracy(model=original, data=test) - 0.12
+    assert reports and reports[-1][0] == reports[-1][1]
+    assert not unlearned.training
+
+
+def test_verdict_fails_the_original_and_passes_a_retrained_reference(toy):
+    holdout = toy["dataset"].holdout
+    original = membership_test(model=toy["original"], forget=toy["forget"], holdout=holdout)
+    reference = membership_test(model=toy["reference"], forget=toy["forget"], holdout=holdout)
+    assert original.verdict == "remembers"
+    assert reference.verdict == "pass"
+    assert original.auc > reference.auc + 0.1
+
+
+def test_unlearn_and_verify_reports_everything_the_job_needs(toy):
+    dataset = toy["dataset"]
+    outcome = unlearn_and_verify(
+        model=toy["original"],
+        forget=toy["forget"],
+        retain=toy["retain"],
+        holdout=dataset.holdout,
+        test=dataset.test,
+        policy=ApproximatePolicy(method="neggrad_plus", fallback="sisa"),
+    )
+    assert outcome.verification_before.verdict == "remembers"
+    assert outcome.verification.auc < outcome.verification_before.auc
+    assert outcome.utility_after.forget_accuracy < outcome.utility_before.forget_accuracy
+    assert outcome.fallback_needed == bool(outcome.reasons)
+    assert outcome.fallback == ("sisa" if outcome.fallback_needed else None)
+    assert outcome.timings.unlearn_s > 0
+    data = json.loads(json.dumps(outcome.to_dict()))
+    assert data["method"] == "neggrad_plus"
+    assert data["verification"]["n_forget"] == len(toy["forget"])
+
+
+def test_a_broken_model_falls_back_even_if_the_membership_test_passes(toy):
+    dataset = toy["dataset"]
+    wrecking = FinetuneSettings(steps=50, learning_rate=50.0, optimizer="sgd")
+    outcome = unlearn_and_verify(
+        model=toy["original"],
+        forget=toy["forget"],
+        retain=toy["retain"],
+        holdout=dataset.holdout,
+        test=dataset.test,
+        policy=ApproximatePolicy(method="finetune", settings=wrecking),
+    )
+    assert outcome.fallback_needed
+    assert outcome.fallback == "retrain"
+    assert any("test accuracy fell" in reason for reason in outcome.reasons)
+
+
+def test_run_method_refuses_bad_calls(toy):
+    kwargs = {"model": toy["original"], "forget": toy["forget"], "retain": toy["retain"]}
+    with pytest.raises(KeyError, match="unknown unlearning method 'forget_all'"):
+        run_method(name="forget_all", **kwargs)
+    with pytest.raises(TypeError, match="takes ScrubSettings, got FinetuneSettings"):
+        run_method(name="scrub", settings=FinetuneSettings(), **kwargs)
+    with pytest.raises(ValueError, match="forget set is empty"):
+        run_method(
+            name="finetune",
+            model=toy["original"],
+            forget=toy["forget"].subset(slice(0, 0)),
+            retain=toy["retain"],
+        )
