@@ -160,7 +160,9 @@ def _scenario(client: DemoClient, *, np: Any, data: Any, people: int) -> None:
     shown = client.call("GET", f"/v1/datasets/{dataset['id']}")
     typer.echo(f"   {shown['record_counts']} records, {shown['feature_count']} features each")
 
-    typer.echo("\n2. Training a SISA model (4 shards x 4 slices) and an approximate model")
+    typer.echo(
+        "\n2. Training a SISA model (4 shards x 4 slices, by person) and an approximate model"
+    )
     models = {
         "sisa": client.call(
             "POST",
@@ -171,6 +173,7 @@ def _scenario(client: DemoClient, *, np: Any, data: Any, people: int) -> None:
                 "architecture": "mlp",
                 "strategy": "sisa",
                 "shards": 4,
+                "shard_key": "subject",
                 "slices": 4,
                 "epochs": 12,
             },

@@ -33,6 +33,7 @@ class MlModel(Base):
     strategy: Mapped[str] = mapped_column(String(20))
     shards: Mapped[int] = mapped_column(Integer, default=1)
     slices: Mapped[int] = mapped_column(Integer, default=1)
+    shard_key: Mapped[str] = mapped_column(String(10), default="record")
     seed: Mapped[int] = mapped_column(Integer, default=0)
     epochs: Mapped[int | None] = mapped_column(Integer, nullable=True)
     aggregation: Mapped[str] = mapped_column(String(10), default="mean")

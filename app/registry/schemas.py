@@ -16,8 +16,13 @@ class ModelCreate(BaseModel):
     dataset_id: uuid.UUID
     architecture: str = Field(min_length=1, max_length=100)
     strategy: Strategy = "sisa"
-    shards: int = Field(1, ge=1, le=256)
-    slices: int = Field(1, ge=1, le=64)
+    shards: int | None = Field(None, ge=1, le=256, description="SISA shards; default 16")
+    slices: int | None = Field(None, ge=1, le=64, description="SISA slices; default 8")
+    shard_key: Literal["record", "subject"] = Field(
+        "record",
+        description="Assign SISA shards by record, or by person (erasing a person then "
+        "retrains one shard)",
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     epochs: int | None = Field(None, ge=1, le=1000)
     aggregation: Literal["mean", "vote"] = "mean"
@@ -28,7 +33,7 @@ class ModelCreate(BaseModel):
 
     @model_validator(mode="after")
     def _strategy_fits(self) -> ModelCreate:
-        if self.strategy != "sisa" and (self.shards != 1 or self.slices != 1):
+        if self.strategy != "sisa" and (self.shards or 1, self.slices or 1) != (1, 1):
             raise ValueError("shards and slices apply only to the sisa strategy")
         if self.strategy != "approximate" and self.approximate_policy is not None:
             raise ValueError("approximate_policy applies only to the approximate strategy")
@@ -62,6 +67,7 @@ class ModelOut(BaseModel):
     strategy: str
     shards: int
     slices: int
+    shard_key: str
     seed: int
     epochs: int | None
     aggregation: str

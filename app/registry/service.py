@@ -15,6 +15,8 @@ from app.registry.models import MlModel, ModelVersion
 from app.registry.schemas import ModelCreate, ModelOut, VersionOut
 
 BUILTIN_ARCHITECTURES = ("mlp", "cnn")
+# The default SISA configuration, chosen from the benchmark grid (README, bench/RESULTS.md).
+DEFAULT_SHARDS, DEFAULT_SLICES = 16, 8
 ACTIVE, SUPERSEDED, PURGED = "active", "superseded", "purged"
 
 
@@ -61,8 +63,9 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
         name=body.name,
         architecture=body.architecture,
         strategy=body.strategy,
-        shards=body.shards,
-        slices=body.slices,
+        shards=body.shards or (DEFAULT_SHARDS if body.strategy == "sisa" else 1),
+        slices=body.slices or (DEFAULT_SLICES if body.strategy == "sisa" else 1),
+        shard_key=body.shard_key,
         seed=body.seed,
         epochs=body.epochs,
         aggregation=body.aggregation,

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("strategy", sa.String(length=20), nullable=False),
         sa.Column("shards", sa.Integer(), nullable=False),
         sa.Column("slices", sa.Integer(), nullable=False),
+        sa.Column("shard_key", sa.String(length=10), nullable=False),
         sa.Column("seed", sa.Integer(), nullable=False),
         sa.Column("epochs", sa.Integer(), nullable=True),
         sa.Column("aggregation", sa.String(length=10), nullable=False),

@@ -134,3 +134,50 @@ def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery
     )
     assert prediction.status_code == 200, prediction.text
     assert len(prediction.json()["labels"]) == 3
+
+
+def test_sharding_by_person_retrains_one_shard(api, ml_headers, celery_worker):
+    reg = register_digits(api, ml_headers, limit=400)
+    model = create_model(
+        api, ml_headers, reg.dataset_id, shards=4, slices=2, shard_key="subject", epochs=3
+    )
+    assert model["shards"] == 4 and model["shard_key"] == "subject"
+    train(api, ml_headers, model["id"])
+    request_id = erase(api, ml_headers, reg, _subject_with_train_records(reg.splits))
+    final = wait_request(api, ml_headers, request_id)
+    assert final["status"] == "completed"
+    job_id = final["plan"]["models_affected"][0]["job_id"]
+    job = api.get(f"/v1/jobs/{job_id}", headers=ml_headers).json()
+    assert len(job["metrics"]["affected_shards"]) == 1
+    assert job["metrics"]["retrained_shards"] == [
+        int(next(iter(job["metrics"]["affected_shards"])))
+    ]
+
+
+def test_default_configuration_and_bad_model_input(api, ml_headers):
+    reg_id = api.post("/v1/datasets", json={"name": "empty"}, headers=ml_headers).json()["id"]
+    model = create_model(api, ml_headers, reg_id)
+    assert (model["strategy"], model["shards"], model["slices"]) == ("sisa", 16, 8)
+    bad = api.post(
+        "/v1/models",
+        json={"name": "x", "dataset_id": reg_id, "architecture": "transformer-xl"},
+        headers=ml_headers,
+    )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["pointer"] == "#/architecture"
+    mixed = api.post(
+        "/v1/models",
+        json={
+            "name": "x",
+            "dataset_id": reg_id,
+            "architecture": "mlp",
+            "strategy": "retrain",
+            "shards": 4,
+        },
+        headers=ml_headers,
+    )
+    assert mixed.status_code == 422
+    untrained = api.post(
+        f"/v1/models/{model['id']}/predict", json={"features": [[0.0]]}, headers=ml_headers
+    )
+    assert untrained.status_code == 409

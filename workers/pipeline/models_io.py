@@ -35,6 +35,7 @@ def sisa_config(model: MlModel) -> SisaConfig:
         seed=model.seed,
         epochs=model.epochs,
         aggregation=model.aggregation,  # type: ignore[arg-type]
+        shard_key=model.shard_key,  # type: ignore[arg-type]
     )
 
 
