@@ -179,7 +179,9 @@ def membership_scores(
 
 
 @torch.no_grad()
-def model_logits(*, model: torch.nn.Module, features: np.ndarray, batch_size: int = 4096):
+def model_logits(
+    *, model: torch.nn.Module, features: np.ndarray, batch_size: int = 4096
+) -> np.ndarray:
     """The model's logits (eval mode) as a float64 numpy array [n, num_classes]."""
     model.eval()
     device = next(model.parameters()).device

@@ -50,14 +50,19 @@ def endless_batches(
 ) -> Iterator[torch.Tensor]:
     """Index batches over `count` records, reshuffled every pass, never ending.
 
-    A batch never spans two passes, so with `batch_size >= count` every batch is the whole set.
+    Each pass is cut into ``batches_per_pass(count, batch_size)`` batches of near-equal size (65
+    records in batches of 64 give 33 + 32, not 64 + 1), so no record weighs more than another.
     """
     if count == 0:
         raise ValueError("cannot draw batches from zero records")
     while True:
         order = torch.randperm(count, generator=generator).to(device)
-        for start in range(0, count, batch_size):
-            yield order[start : start + batch_size]
+        yield from torch.tensor_split(order, batches_per_pass(count, batch_size))
+
+
+def batches_per_pass(count: int, batch_size: int) -> int:
+    """Batches that one pass over `count` records takes."""
+    return -(-count // batch_size)
 
 
 def make_optimizer(

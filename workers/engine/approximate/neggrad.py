@@ -9,6 +9,7 @@ from torch import nn
 from workers.engine.approximate.loops import (
     ProgressReporter,
     StepProgress,
+    batches_per_pass,
     endless_batches,
     finish,
     make_optimizer,
@@ -48,7 +49,7 @@ def neggrad_plus(
         name=settings.optimizer,
         learning_rate=settings.learning_rate,
     )
-    steps = settings.forget_epochs * -(-len(forget) // settings.forget_batch_size)
+    steps = settings.forget_epochs * batches_per_pass(len(forget), settings.forget_batch_size)
     reporter = ProgressReporter(total=steps, callback=progress)
     for step in range(steps):
         r, f = next(retain_batches), next(forget_batches)

@@ -10,6 +10,7 @@ from torch import nn
 from workers.engine.approximate.loops import (
     ProgressReporter,
     StepProgress,
+    batches_per_pass,
     endless_batches,
     finish,
     make_optimizer,
@@ -80,7 +81,7 @@ def salun(
     optimizer = make_optimizer(
         parameters=parameters, name=settings.optimizer, learning_rate=settings.learning_rate
     )
-    steps = settings.forget_epochs * -(-len(forget) // settings.forget_batch_size)
+    steps = settings.forget_epochs * batches_per_pass(len(forget), settings.forget_batch_size)
     reporter = ProgressReporter(total=steps, callback=progress)
     for step in range(steps):
         r, f = next(retain_batches), next(forget_batches)

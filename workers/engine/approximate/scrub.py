@@ -10,6 +10,7 @@ from torch import nn
 from workers.engine.approximate.loops import (
     ProgressReporter,
     StepProgress,
+    batches_per_pass,
     endless_batches,
     finish,
     frozen_copy,
@@ -57,7 +58,7 @@ def scrub(
         name=settings.optimizer,
         learning_rate=settings.learning_rate,
     )
-    max_steps_per_pass = -(-len(forget) // settings.forget_batch_size)
+    max_steps_per_pass = batches_per_pass(len(forget), settings.forget_batch_size)
     total = (
         settings.max_epochs * max_steps_per_pass + settings.epochs * settings.min_steps_per_epoch
     )
@@ -89,8 +90,8 @@ def scrub(
             take_step(settings.kl_weight * divergence + settings.task_weight * task)
         if epoch < settings.max_epochs:
             order = torch.randperm(len(forget), generator=forget_order).to(device)
-            for start in range(0, len(forget), settings.forget_batch_size):
-                batch = forget_x[order[start : start + settings.forget_batch_size]]
+            for indices in torch.tensor_split(order, max_steps_per_pass):
+                batch = forget_x[indices]
                 with torch.no_grad():
                     teacher_logits = teacher(batch)
                 divergence = distillation_kl(
