@@ -13,6 +13,7 @@ from app.core.errors import NotFound, ProblemError
 from app.lineage.service import get_dataset
 from app.registry.models import MlModel, ModelVersion
 from app.registry.schemas import ModelCreate, ModelOut, VersionOut
+from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
 
 BUILTIN_ARCHITECTURES = ("mlp", "cnn")
 # The default SISA configuration, chosen from the benchmark grid (README, bench/RESULTS.md).
@@ -46,17 +47,7 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
                 f"{dataset.feature_count} features",
                 errors=[{"pointer": "#/input_shape", "detail": "does not match feature count"}],
             )
-    policy = body.approximate_policy
-    if (
-        body.strategy == "approximate"
-        and policy is not None
-        and not isinstance(policy.get("method", ""), str)
-    ):
-        raise ProblemError(
-            422,
-            "approximate_policy.method must be a method name",
-            errors=[{"pointer": "#/approximate_policy/method", "detail": "must be a string"}],
-        )
+    policy = _validated_policy(body.approximate_policy) if body.strategy == "approximate" else None
     model = MlModel(
         client_id=client.id,
         dataset_id=dataset.id,
@@ -70,11 +61,30 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
         epochs=body.epochs,
         aggregation=body.aggregation,
         input_shape=body.input_shape,
-        approximate_policy=policy if body.strategy == "approximate" else None,
+        approximate_policy=policy,
     )
     session.add(model)
     session.flush()
     return model
+
+
+def _validated_policy(raw: dict | None) -> dict:
+    """The policy in its complete form (defaults filled in), or a 422 naming each problem."""
+    try:
+        return ApproximatePolicy.from_dict(raw or {}).to_dict()
+    except PolicyError as exc:
+        raise ProblemError(
+            422,
+            "approximate_policy is not valid",
+            slug="invalid-policy",
+            errors=[
+                {
+                    "pointer": "#/approximate_policy/" + problem.split(":", 1)[0].split(".")[0],
+                    "detail": problem,
+                }
+                for problem in exc.problems
+            ],
+        ) from None
 
 
 def get_model(session: Session, *, client: ApiClient, model_id: uuid.UUID) -> MlModel:

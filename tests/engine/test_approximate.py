@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from workers.engine.approximate import (
-    ApproximatePolicy,
+from workers.engine.approximate.catalog import method_names
+from workers.engine.approximate.policy import ApproximatePolicy
+from workers.engine.approximate.registry import get_method, run_method
+from workers.engine.approximate.settings import (
     FinetuneSettings,
     L1SparseSettings,
     NegGradPlusSettings,
     SalUnSettings,
     ScrubSettings,
-    get_method,
-    method_names,
-    run_method,
-    unlearn_and_verify,
 )
+from workers.engine.approximate.workflow import unlearn_and_verify
 from workers.engine.architectures import get_architecture
 from workers.engine.data import synthetic_purchase
 from workers.engine.mia import membership_test

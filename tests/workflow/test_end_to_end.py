@@ -181,3 +181,25 @@ def test_default_configuration_and_bad_model_input(api, ml_headers):
         f"/v1/models/{model['id']}/predict", json={"features": [[0.0]]}, headers=ml_headers
     )
     assert untrained.status_code == 409
+
+
+def test_approximate_policy_is_validated_at_registration(api, ml_headers):
+    dataset_id = api.post("/v1/datasets", json={"name": "p"}, headers=ml_headers).json()["id"]
+    base = {"name": "x", "dataset_id": dataset_id, "architecture": "mlp", "strategy": "approximate"}
+    bad = api.post(
+        "/v1/models",
+        json=base | {"approximate_policy": {"method": "forgetful", "fallback": "pray"}},
+        headers=ml_headers,
+    )
+    assert bad.status_code == 422
+    pointers = {e["pointer"] for e in bad.json()["errors"]}
+    assert "#/approximate_policy/method" in pointers
+    good = create_model(api, ml_headers, dataset_id, strategy="approximate")
+    assert good["approximate_policy"]["method"] == "neggrad_plus"
+    assert good["approximate_policy"]["fallback"] == "retrain"
+
+
+def test_the_api_never_imports_torch():
+    probe = "import sys, app.main; app.main.create_app(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

@@ -64,12 +64,9 @@ def approximate(
     import torch
 
     from workers.engine import data as engine_data
-    from workers.engine.approximate import (
-        ApproximatePolicy,
-        measure_utility,
-        method_names,
-        unlearn_and_verify,
-    )
+    from workers.engine.approximate.catalog import method_names
+    from workers.engine.approximate.policy import ApproximatePolicy
+    from workers.engine.approximate.workflow import measure_utility, unlearn_and_verify
     from workers.engine.architectures import get_architecture
     from workers.engine.mia import (
         VerificationSettings,

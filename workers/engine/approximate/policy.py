@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from workers.engine.approximate.registry import get_method, method_names
-from workers.engine.mia import VerificationSettings
+from workers.engine.approximate.catalog import method_names, method_settings
+from workers.engine.mia_settings import VerificationSettings
 
 Fallback = Literal["retrain", "sisa"]
 FALLBACKS: tuple[str, ...] = ("retrain", "sisa")
@@ -54,7 +54,7 @@ class ApproximatePolicy:
     def __post_init__(self) -> None:
         problems = []
         try:
-            spec = get_method(self.method)
+            spec = method_settings(self.method)
         except KeyError:
             raise PolicyError(
                 [f"method: unknown method {self.method!r}; known: {method_names()}"]
@@ -105,7 +105,7 @@ class ApproximatePolicy:
         method = data.get("method", DEFAULT_METHOD)
         settings = None
         try:
-            spec = get_method(method) if isinstance(method, str) else None
+            spec = method_settings(method) if isinstance(method, str) else None
         except KeyError:
             spec = None
         if spec is None:

@@ -10,12 +10,12 @@ It returns a new model in eval mode on the input model's device and never modifi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from torch import nn
 
+from workers.engine.approximate.catalog import MethodSettings, method_names
 from workers.engine.approximate.loops import StepProgress
 from workers.engine.approximate.neggrad import neggrad_plus
 from workers.engine.approximate.retain_only import finetune, l1_sparse
@@ -44,26 +44,11 @@ class UnlearningMethod(Protocol):
 
 
 @dataclass(frozen=True)
-class MethodSpec:
-    """A registered method: its function, the dataclass of its settings, and one line on it."""
+class MethodSpec(MethodSettings):
+    """A registered method: its settings (see `catalog`), its function, and one line on it."""
 
-    name: str
-    run: UnlearningMethod
-    settings_type: type
-    summary: str
-
-    def default_settings(self) -> Any:
-        return self.settings_type()
-
-    def settings_from_dict(self, values: Mapping[str, Any] | None) -> Any:
-        """Settings from plain values; missing keys take their defaults. ValueError names any
-        unknown key or invalid value."""
-        values = dict(values or {})
-        known = [f.name for f in fields(self.settings_type)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"unknown settings {unknown} for method {self.name!r}; known: {known}")
-        return self.settings_type(**values)
+    run: UnlearningMethod = field(default=None)  # type: ignore[assignment]
+    summary: str = ""
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -101,10 +86,6 @@ METHODS: dict[str, MethodSpec] = {
         ),
     )
 }
-
-
-def method_names() -> list[str]:
-    return list(METHODS)
 
 
 def get_method(name: str) -> MethodSpec:
