@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -92,10 +94,11 @@ def _planned_job(api, headers, request_id: str) -> str | None:
 def test_worker_killed_during_a_shard_retrain(api, ml_headers, celery_worker):
     """SIGKILL mid-retrain: the lease expires, the reconciler re-runs the job on a new worker,
     and it completes once, with exactly one new active version."""
-    reg = register_digits(api, ml_headers, limit=600)
+    reg = register_digits(api, ml_headers, limit=1000)
     dataset_id, splits = reg.dataset_id, reg.splits
+    # One slice per shard: an erasure retrains a whole shard, several seconds of work to cut.
     model = create_model(
-        api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=2, epochs=150
+        api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=1, epochs=400
     )
     train(api, ml_headers, model["id"])
     [person] = _people(splits, 1)
@@ -104,9 +107,11 @@ def test_worker_killed_during_a_shard_retrain(api, ml_headers, celery_worker):
 
     def retraining() -> bool:
         job = api.get(f"/v1/jobs/{job_id}", headers=ml_headers).json()
-        return job["stage"] == "retraining" and job["progress"] > 0.1
+        assert job["status"] in ("pending", "running"), f"the job ended before the kill: {job}"
+        return job["stage"] == "retraining"
 
-    wait_for(retraining, timeout=120, every=0.05)
+    wait_for(retraining, timeout=120, every=0.02)
+    time.sleep(0.5)  # well inside the shard retrain
     celery_worker.kill()
     celery_worker.start()
 
