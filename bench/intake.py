@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--api-threads", type=int, default=2, help="LETHE_API_THREADS")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -117,6 +118,7 @@ def main() -> None:
             "LETHE_BROKER_URL": "redis://127.0.0.1:6379/12",
             "LETHE_IDENTITY_PEPPER": "bench-pepper",
             "BENCH_DATABASE_URL": url,
+            "LETHE_API_THREADS": str(args.api_threads),
         }
         results = {}
         for name, app, path, headers in (

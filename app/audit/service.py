@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import event as orm_events
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from app.audit.chain import GENESIS_HASH, canonical_event, link_hash
@@ -15,6 +18,17 @@ from app.core.db import utcnow
 _CHAIN_LOCK_KEY = 0x1E7E_A0D1  # arbitrary, constant: serializes appends across processes
 
 SYSTEM_ACTOR = "system"
+_PENDING = "lethe_audit_pending"
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    occurred_at: datetime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    data: dict[str, Any]
 
 
 def append_event(
@@ -25,39 +39,68 @@ def append_event(
     entity_type: str,
     entity_id: str,
     data: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event in the caller's transaction (it commits or rolls back with it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_KEY})
-    head = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS_HASH)
-    occurred_at = utcnow()
-    payload = data or {}
-    canonical = canonical_event(
-        seq=seq,
-        occurred_at=occurred_at,
+) -> PendingEvent:
+    """Add one event to the caller's transaction. It is chained and written just before the
+    transaction commits, and discarded if it rolls back."""
+    event = PendingEvent(
+        occurred_at=utcnow(),
         actor=actor,
         action=action,
         entity_type=entity_type,
         entity_id=entity_id,
-        data=payload,
+        data=data or {},
     )
-    event = AuditEvent(
-        seq=seq,
-        occurred_at=occurred_at,
-        actor=actor,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        data=payload,
-        prev_hash=prev_hash,
-        hash=link_hash(prev_hash, canonical),
-    )
-    session.add(event)
-    session.flush()
+    session.info.setdefault(_PENDING, []).append(event)
     return event
+
+
+def _lock_and_read_head(session: Session) -> tuple[int, str]:
+    if session.get_bind().dialect.name == "postgresql":
+        # One round trip: the function takes the chain's lock, then reads the head it guards.
+        head = session.execute(
+            text("SELECT seq, hash FROM lethe_audit_lock_head(:k)"), {"k": _CHAIN_LOCK_KEY}
+        ).first()
+    else:  # SQLite transactions begin IMMEDIATE: writers are already serialized
+        head = session.execute(
+            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        ).first()
+    return (head.seq, head.hash) if head else (0, GENESIS_HASH)
+
+
+def _write_pending(session: Session) -> None:
+    """Chain and insert the transaction's events as its last statements: the chain's lock is
+    held from here to the commit only, however long the transaction ran before."""
+    pending: list[PendingEvent] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    seq, prev_hash = _lock_and_read_head(session)
+    rows = []
+    for event in pending:
+        seq += 1
+        canonical = canonical_event(
+            seq=seq,
+            occurred_at=event.occurred_at,
+            actor=event.actor,
+            action=event.action,
+            entity_type=event.entity_type,
+            entity_id=event.entity_id,
+            data=event.data,
+        )
+        link = link_hash(prev_hash, canonical)
+        rows.append({**asdict(event), "seq": seq, "prev_hash": prev_hash, "hash": link})
+        prev_hash = link
+    session.execute(insert(AuditEvent), rows)
+
+
+def _discard_pending(session: Session, transaction: Any) -> None:
+    # Only when the outermost transaction ends (committed: already written; rolled back or
+    # closed: discarded). A savepoint rolling back leaves the outer transaction's events be.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+orm_events.listen(Session, "before_commit", _write_pending)
+orm_events.listen(Session, "after_transaction_end", _discard_pending)
 
 
 def chain_head(session: Session) -> tuple[int, str] | None:

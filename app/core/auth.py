@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,13 +75,34 @@ def create_client(
     return IssuedKey(client=client, key=f"{KEY_PREFIX}{key_id}_{secret}")
 
 
+# Every request authenticates; a short-lived cache of clients by key id spares the database
+# that query. A revoked key therefore keeps working for up to CLIENT_CACHE_SECONDS.
+CLIENT_CACHE_SECONDS = 10.0
+_CLIENT_CACHE_SIZE = 1024
+_client_cache: dict[str, tuple[float, ApiClient]] = {}
+
+
+def _load_client(session: Session, key_id: str) -> ApiClient | None:
+    cached = _client_cache.get(key_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    client = session.scalar(select(ApiClient).where(ApiClient.key_id == key_id))
+    if client is None:
+        return None
+    session.expunge(client)  # a detached snapshot, shared by the threads that read it
+    if len(_client_cache) >= _CLIENT_CACHE_SIZE:
+        _client_cache.clear()
+    _client_cache[key_id] = (time.monotonic() + CLIENT_CACHE_SECONDS, client)
+    return client
+
+
 def authenticate(session: Session, *, key: str) -> ApiClient | None:
     if not key.startswith(KEY_PREFIX):
         return None
     key_id, sep, secret = key[len(KEY_PREFIX) :].partition("_")
     if not sep or not secret:
         return None
-    client = session.scalar(select(ApiClient).where(ApiClient.key_id == key_id))
+    client = _load_client(session, key_id)
     if client is None or client.revoked_at is not None:
         return None
     if not hmac.compare_digest(client.key_hash, _hash_secret(secret)):

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(
         30.0, gt=0, description="How often beat re-enqueues expired jobs and stuck requests."
     )
+    api_threads: int = Field(
+        2,
+        ge=1,
+        le=200,
+        description="Threads serving the API's endpoints in each process; scale with processes.",
+    )
     host: str = Field("127.0.0.1", description="`lethe serve` bind address.")
     port: int = Field(8000, description="`lethe serve` port.")
     webhook_allowed_networks: str = Field(

@@ -86,6 +86,8 @@ def _move(
         payload["reason"] = reason
     if data:
         payload.update(data)
+    outbox.request_transitioned(session, request=request, previous_status=current.value)
+    # The audit append takes the chain's lock: last, so the lock is held as briefly as possible.
     append_event(
         session,
         actor=actor,
@@ -94,8 +96,6 @@ def _move(
         entity_id=str(request.id),
         data=payload,
     )
-    outbox.request_transitioned(session, request=request, previous_status=current.value)
-    session.flush()
 
 
 def receive(session: Session, *, request: ErasureRequest, actor: str) -> None:
@@ -103,6 +103,7 @@ def receive(session: Session, *, request: ErasureRequest, actor: str) -> None:
     request.status = Status.RECEIVED.value
     session.add(request)
     session.flush()
+    outbox.request_transitioned(session, request=request, previous_status=None)
     append_event(
         session,
         actor=actor,
@@ -111,7 +112,6 @@ def receive(session: Session, *, request: ErasureRequest, actor: str) -> None:
         entity_id=str(request.id),
         data={"to": Status.RECEIVED.value, "due_at": request.due_at.isoformat()},
     )
-    outbox.request_transitioned(session, request=request, previous_status=None)
 
 
 def hold_for_approval(session: Session, *, request: ErasureRequest, actor: str) -> None:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import timedelta
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
@@ -71,16 +74,29 @@ def train(model_id: uuid.UUID, session: SessionDep, client: ModelWriter) -> JSON
     )
 
 
+# Predictions wait on a worker; they get their own threads so they never hold up the API's.
+_PREDICTION_THREADS = anyio.CapacityLimiter(16)
+
+
 @router.post("/{model_id}/predict", response_model=PredictOut)
-def predict(
+async def predict(
     model_id: uuid.UUID, body: PredictIn, session: SessionDep, client: ModelWriter
 ) -> PredictOut:
-    model = service.get_model(session, client=client, model_id=model_id)
-    version = service.active_version(session, model=model)
-    if version is None:
-        raise ProblemError(
-            409, "The model has no active version yet; train it first", slug="not-trained"
-        )
-    session.commit()
-    result = predict_remotely(model_id=model.id, version_id=version.id, features=body.features)
-    return PredictOut(model_id=model.id, version_id=version.id, **result)
+    def active_version() -> tuple[uuid.UUID, uuid.UUID]:
+        model = service.get_model(session, client=client, model_id=model_id)
+        version = service.active_version(session, model=model)
+        if version is None:
+            raise ProblemError(
+                409, "The model has no active version yet; train it first", slug="not-trained"
+            )
+        session.commit()
+        return model.id, version.id
+
+    model_key, version_key = await anyio.to_thread.run_sync(active_version)
+    result = await anyio.to_thread.run_sync(
+        functools.partial(
+            predict_remotely, model_id=model_key, version_id=version_key, features=body.features
+        ),
+        limiter=_PREDICTION_THREADS,
+    )
+    return PredictOut(model_id=model_key, version_id=version_key, **result)

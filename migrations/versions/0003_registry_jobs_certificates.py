@@ -16,7 +16,21 @@ branch_labels = None
 depends_on = None
 
 
+AUDIT_HEAD_FUNCTION = """
+CREATE OR REPLACE FUNCTION lethe_audit_lock_head(lock_key bigint)
+RETURNS TABLE(seq bigint, hash varchar) AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    -- A new statement, so a new snapshot: it sees every event committed before the lock.
+    RETURN QUERY SELECT a.seq, a.hash FROM audit_events a ORDER BY a.seq DESC LIMIT 1;
+END;
+$$ LANGUAGE plpgsql VOLATILE;
+"""
+
+
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(AUDIT_HEAD_FUNCTION)
     op.create_table(
         "erasure_certificates",
         sa.Column("request_id", sa.Uuid(), nullable=False),
@@ -173,6 +187,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS lethe_audit_lock_head(bigint)")
     with op.batch_alter_table("training_records", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_training_records_erasure_request_id"))
         batch_op.drop_column("erasure_request_id")
