@@ -92,7 +92,10 @@ def request_transitioned(
             subject=subject,
             erasure_request_id=request.id,
         )
-    queue_status_callbacks(session, request=request, previous_status=previous_status)
+    if previous_status is not None:
+        # A new request has no OpenDSR row yet: the OpenDSR route queues its first callback
+        # itself once it has created one.
+        queue_status_callbacks(session, request=request, previous_status=previous_status)
 
 
 def _to_endpoints(
