@@ -155,21 +155,73 @@ def read_npz(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
     formats = arrays.get("identity_formats")
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        rows = [
-            _row(
+        yield Chunk(
+            rows=_npz_rows(arrays, formats, features, start, stop, pepper),
+            feature_count=features.shape[1],
+            first_row=start,
+        )
+
+
+def _first_bad(values: list[str], allowed: set[str]) -> int | None:
+    bad = set(values) - allowed
+    return next(i for i, v in enumerate(values) if v in bad) if bad else None
+
+
+def _npz_rows(
+    arrays: dict[str, np.ndarray],
+    formats: np.ndarray | None,
+    features: np.ndarray,
+    start: int,
+    stop: int,
+    pepper: bytes,
+) -> list[RecordRow]:
+    """One chunk, validated column by column (the per-row work is the hashing alone)."""
+    keys = [str(k) for k in arrays["keys"][start:stop].tolist()]
+    types = [str(t) for t in arrays["identity_types"][start:stop].tolist()]
+    values = [str(v) for v in arrays["identity_values"][start:stop].tolist()]
+    splits = [str(v) for v in arrays["splits"][start:stop].tolist()]
+    fmts = (
+        ["raw"] * len(keys) if formats is None else [str(f) for f in formats[start:stop].tolist()]
+    )
+    checks = (
+        (types, {t.value for t in IdentityType}, "unknown identity_type"),
+        (fmts, {f.value for f in IdentityFormat}, "identity_format must be raw or sha256"),
+        (splits, set(SPLITS), f"split must be one of {', '.join(SPLITS)}"),
+    )
+    for column, allowed, message in checks:
+        bad = _first_bad(column, allowed)
+        if bad is not None:
+            raise ImportFileError(f"row {start + bad}: {message}")
+    labels = np.asarray(arrays["labels"][start:stop])
+    integral = np.issubdtype(labels.dtype, np.integer) or bool(np.all(np.mod(labels, 1) == 0))
+    if not integral or (labels < 0).any():
+        bad = int(np.argmax((labels < 0) | (np.mod(labels, 1) != 0)))
+        raise ImportFileError(f"row {start + bad}: label must be a non-negative integer")
+    for i, key in enumerate(keys):
+        if not key or len(key) > 200:
+            raise ImportFileError(f"row {start + i}: key must be 1 to 200 characters")
+    block = np.ascontiguousarray(features[start:stop], dtype="<f4")
+    rows = []
+    for i, (type_, value, format_) in enumerate(zip(types, values, fmts, strict=True)):
+        try:
+            hashed = identity_hash(
                 pepper=pepper,
-                line=i,
-                key=str(arrays["keys"][i]),
-                identity_type=str(arrays["identity_types"][i]),
-                identity_value=str(arrays["identity_values"][i]),
-                identity_format=str(formats[i]) if formats is not None else "raw",
-                label=arrays["labels"][i],
-                split=str(arrays["splits"][i]),
-                features=features[i],
+                identity_type=IdentityType(type_),
+                value=value,
+                identity_format=IdentityFormat(format_),
             )
-            for i in range(start, stop)
-        ]
-        yield Chunk(rows=rows, feature_count=features.shape[1], first_row=start)
+        except IdentityError as exc:
+            raise ImportFileError(f"row {start + i}: {exc}") from None
+        rows.append(
+            RecordRow(
+                key=keys[i],
+                identities=((type_, hashed),),
+                features=block[i].tobytes(),
+                label=int(labels[i]),
+                split=splits[i],
+            )
+        )
+    return rows
 
 
 def count_rows(path: Path) -> int:

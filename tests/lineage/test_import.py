@@ -86,3 +86,24 @@ def test_import_reports_bad_row_without_the_identity(api, portal_headers, tmp_pa
     assert "very-secret" not in result.stderr + result.stdout
     shown = api.get(f"/v1/datasets/{dataset_id}", headers=portal_headers).json()
     assert shown["record_counts"] == {}
+
+
+def test_import_npz_names_the_bad_row(api, portal_headers, tmp_path):
+    dataset_id = _dataset(api, portal_headers)
+    n = 50
+    splits = np.array(["train"] * n)
+    splits[37] = "validation"
+    path = tmp_path / "bad.npz"
+    np.savez(
+        path,
+        keys=np.array([f"bad-{i}" for i in range(n)]),
+        identity_types=np.array(["email"] * n),
+        identity_values=np.array([f"hidden-{i}@example.com" for i in range(n)]),
+        labels=np.arange(n),
+        splits=splits,
+        features=np.zeros((n, 4), dtype=np.float32),
+    )
+    result = _lethe("records", "import", dataset_id, str(path))
+    assert result.returncode == 1
+    assert "row 37: split must be one of" in result.stderr
+    assert "hidden-" not in result.stderr + result.stdout
