@@ -15,11 +15,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import JSON, Integer, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from app.core.config import get_settings
 from app.core.db import Base, UTCDateTime, get_sessionmaker, utcnow
 from app.core.errors import ProblemError
 
@@ -146,21 +149,20 @@ def _release(*, client_id: uuid.UUID, key: str) -> None:
 def idempotent_json(
     session: Session,
     *,
+    request: Request,
     client_id: uuid.UUID,
     key: str | None,
-    method: str,
-    path: str,
-    body: Any,
-    ttl: timedelta,
+    body: BaseModel | dict[str, Any],
     work: Callable[[], tuple[int, dict[str, Any]]],
 ) -> JSONResponse:
     """The router-side wrapper: run once per key and answer with the (first) response."""
-    status, payload = run_idempotent(
+    payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    status, response = run_idempotent(
         session,
         client_id=client_id,
         key=key,
-        fingerprint=fingerprint(method=method, path=path, body=body),
-        ttl=ttl,
+        fingerprint=fingerprint(method=request.method, path=request.url.path, body=payload),
+        ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
         work=work,
     )
-    return JSONResponse(payload, status_code=status)
+    return JSONResponse(response, status_code=status)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -69,12 +68,10 @@ def submit(
 
     response = idempotent_json(
         session,
+        request=request,
         client_id=client.id,
         key=idempotency_key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        body=body,
         work=work,
     )
     if created and not client.requires_approval:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -43,12 +42,10 @@ def create_dataset(
 
     return idempotent_json(
         session,
+        request=request,
         client_id=client.id,
         key=idempotency_key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
+        body=body,
         work=work,
     )
 
@@ -92,11 +89,9 @@ def add_records(
 
     return idempotent_json(
         session,
+        request=request,
         client_id=client.id,
         key=idempotency_key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        body=body,
         work=work,
     )

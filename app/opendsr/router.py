@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -71,12 +70,10 @@ def submit(
 
     response = idempotent_json(
         session,
+        request=request,
         client_id=client.id,
         key=f"opendsr:{body.subject_request_id}",
-        method="POST",
-        path=request.url.path,
         body=payload,
-        ttl=timedelta(hours=settings.idempotency_ttl_hours),
         work=work,
     )
     if created and not client.requires_approval:

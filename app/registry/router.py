@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import functools
 import uuid
-from datetime import timedelta
 from typing import Annotated
 
 import anyio
@@ -40,12 +39,10 @@ def create_model(
 
     return idempotent_json(
         session,
+        request=request,
         client_id=client.id,
         key=idempotency_key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
+        body=body,
         work=work,
     )
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.core.auth import ApiClient, require
-from app.core.config import get_settings
 from app.core.db import SessionDep
 from app.core.idempotency import idempotent_json
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -59,12 +58,10 @@ def _idempotent(
 ) -> JSONResponse:
     return idempotent_json(
         session,
+        request=request,
         client_id=client.id,
         key=key,
-        method="POST",
-        path=request.url.path,
         body=body,
-        ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
         work=work,
     )
 
