@@ -225,7 +225,7 @@ def _scenario(client: DemoClient, *, np: Any, data: Any, people: int) -> None:
         steps = " -> ".join(e["action"].split(".", 1)[1] for e in trail)
         typer.echo(f"   {final['reference']}: {final['plan']['records_found']} records; {steps}")
     for name, model in models.items():
-        after = client.call("GET", f"/v1/models/{model['id']}")["active_version"]
+        after = _wait(lambda m=model: _evaluated(client, m["id"]), timeout=120)
         verification = after["metrics"].get("verification", {})
         typer.echo(
             f"   {name}: v{before[name]['number']} -> v{after['number']} ({after['method']}), "
@@ -240,6 +240,12 @@ def _scenario(client: DemoClient, *, np: Any, data: Any, people: int) -> None:
     typer.echo(f"   JWS: {certificate['jws'][:60]}...  keys: /v1/.well-known/jwks.json")
     audit = client.call("GET", "/v1/audit/verify")
     typer.echo(f"   audit chain: ok={audit['ok']}, {audit['events_checked']} events")
+
+
+def _evaluated(client: DemoClient, model_id: str) -> dict[str, Any] | None:
+    """The active version once its test accuracy (measured after activation) is in."""
+    version = client.call("GET", f"/v1/models/{model_id}")["active_version"]
+    return version if "test_accuracy" in version["metrics"] else None
 
 
 def _final(client: DemoClient, request_id: str) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ RUN_SHARD = "lethe.jobs.run_shard"
 FINISH_JOB = "lethe.jobs.finish"
 RECONCILE = "lethe.jobs.reconcile"
 PREDICT = "lethe.models.predict"
+EVALUATE_VERSION = "lethe.models.evaluate"
 QUEUE_CPU = "cpu"
 QUEUE_GPU = "gpu"
 # Training and unlearning go to the `gpu` queue; a machine without a GPU worker runs a worker

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from app.audit.signing import verify_token
 from app.core.config import get_settings
 from app.lineage.models import TrainingRecord
+from tests.conftest import wait_for
 from tests.workflow.helpers import create_model, erase, register_digits, train, wait_request
 from workers.engine.artifacts import LocalArtifactStore
 from workers.engine.checkpoints import CheckpointStore
@@ -71,6 +72,18 @@ def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery
     assert after["number"] == 2 and after["method"] == "sisa_unlearn" and after["exact"]
     versions = api.get(f"/v1/models/{model['id']}/versions", headers=ml_headers).json()
     assert [(v["number"], v["status"]) for v in versions] == [(2, "active"), (1, "purged")]
+    evaluated = wait_for(
+        lambda: (
+            "test_accuracy"
+            in (
+                v := api.get(f"/v1/models/{model['id']}", headers=ml_headers).json()[
+                    "active_version"
+                ]
+            )["metrics"]
+            and v
+        )
+    )
+    assert 0.0 <= evaluated["metrics"]["test_accuracy"] <= 1.0
 
     erased_keys = [
         f"{split}-{int(r)}"

@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy import select
 
 from app.core.broker import (
+    EVALUATE_VERSION,
     FINISH_JOB,
     PLAN_ERASURE_REQUEST,
     PREDICT,
@@ -146,9 +147,19 @@ def finish_job(job_id: str) -> str:
     with db_session() as session:
         job = session.get(Job, jid)
         model_id = job.model_id if job else None
+        version_id = job.result_version_id if job else None
     if model_id is not None:
         _start_next(model_id)
+    if version_id is not None:
+        enqueue(EVALUATE_VERSION, args=[str(version_id)], queue=TRAINING_QUEUE)
     return "done"
+
+
+@celery_app.task(name=EVALUATE_VERSION)
+def evaluate_version(version_id: str) -> float | None:
+    from workers.pipeline.evaluation import evaluate_version as evaluate
+
+    return evaluate(version_id=uuid.UUID(version_id))
 
 
 @celery_app.task(name=RECONCILE)

@@ -1,0 +1,39 @@
+"""Measuring a new version's test accuracy after it is active, off the erasure's critical path."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+
+from app.registry.models import MlModel, ModelVersion
+from workers.pipeline.context import db_session
+from workers.pipeline.models_io import predict_version
+from workers.pipeline.records import load_records
+
+
+def evaluate_version(*, version_id: uuid.UUID) -> float | None:
+    """Store the version's accuracy on the test split in its metrics; returns it."""
+    with db_session() as session:
+        version = session.get(ModelVersion, version_id)
+        model = session.get(MlModel, version.model_id) if version else None
+        if version is None or model is None or "test_accuracy" in (version.metrics or {}):
+            return None
+        manifest = version.manifest
+        test = load_records(
+            session,
+            dataset_id=model.dataset_id,
+            split="test",
+            input_shape=tuple(manifest["input_shape"]),
+        )
+        session.expunge_all()
+    accuracy = None
+    if len(test):
+        scores = predict_version(model=model, manifest=manifest, features=test.features)
+        accuracy = round(float(np.mean(scores.argmax(axis=1) == test.labels)), 4)
+    with db_session() as session:
+        version = session.get(ModelVersion, version_id)
+        assert version is not None
+        version.metrics = {**(version.metrics or {}), "test_accuracy": accuracy}
+        session.commit()
+    return accuracy
