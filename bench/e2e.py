@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,15 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import machine, scratch_database
+from bench._support import free_port, machine, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(predicate, timeout: float, every: float = 0.05):
@@ -94,7 +87,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str], var: Path, url: str) 
     with Session(engine) as session:
         key = create_client(session, name="bench", scopes=["admin"]).key
         session.commit()
-    port = _free_port()
+    port = free_port()
     processes = [
         subprocess.Popen(
             [

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +20,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import machine, percentile, scratch_database
+from bench._support import free_port, machine, percentile, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(app_args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
@@ -140,7 +133,7 @@ def main() -> None:
         # Alternate the two servers round by round, so drift on the machine hits both alike.
         for _ in range(args.rounds):
             for name, (app, path, headers) in targets.items():
-                port = _free_port()
+                port = free_port()
                 process = _start(app.split(), env, port)
                 try:
                     target = f"http://127.0.0.1:{port}{path}"
