@@ -124,3 +124,36 @@ def test_worker_killed_during_a_shard_retrain(api, ml_headers, celery_worker):
     assert [(v["number"], v["status"]) for v in versions] == [(2, "active"), (1, "purged")]
     events = api.get(f"/v1/erasure-requests/{request_id}/events", headers=ml_headers).json()
     assert [e["action"] for e in events].count("erasure_request.completed") == 1
+
+
+def test_a_failed_job_leaves_the_previous_version_active(
+    api, ml_headers, admin_headers, celery_worker
+):
+    """Checkpoints lost from the artifact store: the job fails with its reason, the request
+    fails, the previous version stays active, and an admin can retry the request."""
+    import shutil
+
+    from app.core.config import get_settings
+
+    reg = register_digits(api, ml_headers, limit=300)
+    model = create_model(api, ml_headers, reg.dataset_id, shards=2, slices=2, epochs=2)
+    train(api, ml_headers, model["id"])
+    shutil.rmtree(get_settings().resolved_artifact_dir / "models" / model["id"] / "sisa")
+
+    [person] = _people(reg.splits, 1)
+    request_id = erase(api, ml_headers, reg, person)
+    final = wait_request(api, ml_headers, request_id)
+    assert final["status"] == "failed"
+    assert "unlearning job" in final["status_reason"] and "failed" in final["status_reason"]
+    job = api.get(f"/v1/jobs/{_job_of(api, ml_headers, request_id)}", headers=ml_headers).json()
+    assert job["status"] == "failed" and job["error"]
+    active = api.get(f"/v1/models/{model['id']}", headers=ml_headers).json()["active_version"]
+    assert active["number"] == 1 and active["status"] == "active"
+
+    retried = api.post(f"/v1/erasure-requests/{request_id}/retry", headers=admin_headers)
+    assert retried.status_code == 200 and retried.json()["status"] == "received"
+    events = api.get(f"/v1/erasure-requests/{request_id}/events", headers=ml_headers).json()
+    assert [e["action"] for e in events][-2:] == [
+        "erasure_request.failed",
+        "erasure_request.retried",
+    ]
