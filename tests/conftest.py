@@ -217,8 +217,7 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = 30, every: flo
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-def table_counts(session) -> dict[str, int]:
-    """Row counts of every table, to show that a refused request changed nothing."""
+def _counts(session) -> dict[str, int]:
     from sqlalchemy import func, select
 
     from app.models import Base
@@ -230,3 +229,18 @@ def table_counts(session) -> dict[str, int]:
     }
     session.rollback()
     return counts
+
+
+def table_counts(session, *, quiet: float = 0.5, timeout: float = 30) -> dict[str, int]:
+    """Row counts of every table, to show that a refused request changed nothing. Taken once the
+    worker has been quiet for `quiet` seconds, so that earlier tests' background work (planning,
+    webhooks) does not count."""
+    deadline = time.monotonic() + timeout
+    previous = _counts(session)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        current = _counts(session)
+        if current == previous:
+            return current
+        previous = current
+    raise AssertionError("the database did not settle; background work kept writing")

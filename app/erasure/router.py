@@ -91,12 +91,17 @@ def list_requests(
     rows, next_cursor = service.list_requests(
         session, client=client, status=status, overdue=overdue, cursor=cursor, limit=limit
     )
-    return ErasureRequestPage(items=[service.to_out(r) for r in rows], next_cursor=next_cursor)
+    jobs = service.job_summaries(session, request_ids=[r.id for r in rows])
+    return ErasureRequestPage(
+        items=[service.to_out(r, jobs=jobs.get(r.id)) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/{request_id}", response_model=ErasureRequestOut)
 def get_request(request_id: uuid.UUID, session: SessionDep, client: Reader) -> ErasureRequestOut:
-    return service.to_out(service.get_request(session, client=client, request_id=request_id))
+    erasure = service.get_request(session, client=client, request_id=request_id)
+    jobs = service.job_summaries(session, request_ids=[erasure.id])
+    return service.to_out(erasure, jobs=jobs.get(erasure.id))
 
 
 @router.get("/{request_id}/events", response_model=list[AuditEventOut])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import or_, select, tuple_
@@ -18,6 +19,7 @@ from app.erasure import lifecycle
 from app.erasure.lifecycle import OPEN, Status
 from app.erasure.models import ErasureRequest
 from app.erasure.schemas import ErasureRequestOut, PlanOut
+from app.jobs.models import Job, JobRequest
 from app.lineage.schemas import IdentityIn
 from app.lineage.service import hash_identities
 
@@ -176,7 +178,34 @@ def is_overdue(request: ErasureRequest, *, now: datetime | None = None) -> bool:
     return Status(request.status) in OPEN and request.due_at < (now or utcnow())
 
 
-def to_out(request: ErasureRequest) -> ErasureRequestOut:
+def job_summaries(
+    session: Session, *, request_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """The unlearning jobs of each request, in one query."""
+    rows = session.execute(
+        select(JobRequest.request_id, Job)
+        .join(Job, Job.id == JobRequest.job_id)
+        .where(JobRequest.request_id.in_(request_ids))
+        .order_by(Job.created_at)
+    )
+    jobs: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for request_id, job in rows:
+        jobs.setdefault(request_id, []).append(
+            {
+                "id": str(job.id),
+                "model_id": str(job.model_id),
+                "status": job.status,
+                "stage": job.stage,
+                "progress": round(job.progress, 3),
+                "link": f"/v1/jobs/{job.id}",
+            }
+        )
+    return jobs
+
+
+def to_out(
+    request: ErasureRequest, *, jobs: list[dict[str, Any]] | None = None
+) -> ErasureRequestOut:
     base = f"/v1/erasure-requests/{request.id}"
     plan = PlanOut.model_validate(request.plan) if request.plan else None
     return ErasureRequestOut(
@@ -193,7 +222,7 @@ def to_out(request: ErasureRequest) -> ErasureRequestOut:
         due_extension_months=request.due_extension_months,
         due_extension_reason=request.due_extension_reason,
         plan=plan,
-        jobs=[],
+        jobs=jobs or [],
         updated_at=request.updated_at,
         completed_at=request.completed_at,
         links={"self": base, "events": f"{base}/events", "certificate": f"{base}/certificate"},

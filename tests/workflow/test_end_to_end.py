@@ -67,6 +67,8 @@ def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery
     final = wait_request(api, ml_headers, request_id)
     assert final["status"] == "completed", final
     assert final["plan"]["models_affected"][0]["model_id"] == model["id"]
+    [job] = final["jobs"]
+    assert job["model_id"] == model["id"] and job["status"] == "succeeded"
 
     after = api.get(f"/v1/models/{model['id']}", headers=ml_headers).json()["active_version"]
     assert after["number"] == 2 and after["method"] == "sisa_unlearn" and after["exact"]
