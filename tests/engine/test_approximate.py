@@ -16,7 +16,7 @@ from workers.engine.approximate.settings import (
     SalUnSettings,
     ScrubSettings,
 )
-from workers.engine.approximate.workflow import unlearn_and_verify
+from workers.engine.approximate.workflow import split_holdout, unlearn_and_verify
 from workers.engine.architectures import get_architecture
 from workers.engine.data import synthetic_purchase
 from workers.engine.mia import membership_test
@@ -84,6 +84,57 @@ def test_method_forgets_without_wrecking_the_model(toy, name):
     assert accuracy(model=unlearned, data=test) > accuracy(model=original, data=test) - 0.12
     assert reports and reports[-1][0] == reports[-1][1]
     assert not unlearned.training
+
+
+def test_neggrad_plus_stops_once_the_forget_set_looks_unseen(toy):
+    holdout = toy["dataset"].holdout
+    calibration, evaluation = split_holdout(holdout=holdout)
+    kwargs = {"model": toy["original"], "forget": toy["forget"], "retain": toy["retain"]}
+    fast = {"learning_rate": 3e-3, "alpha": 0.9}
+    settings = NegGradPlusSettings(forget_epochs=20, max_forget_epochs=20, **fast)
+    fixed_reports, stopped_reports = [], []
+
+    fixed = run_method(
+        name="neggrad_plus",
+        settings=settings,
+        progress=lambda *report: fixed_reports.append(report),
+        **kwargs,
+    )
+    same = run_method(
+        name="neggrad_plus",
+        settings=NegGradPlusSettings(forget_epochs=20, stop_at_unseen=False, **fast),
+        reference=calibration,
+        **kwargs,
+    )
+    stopped = run_method(
+        name="neggrad_plus",
+        settings=settings,
+        progress=lambda *report: stopped_reports.append(report),
+        reference=calibration,
+        **kwargs,
+    )
+
+    for key, value in fixed.state_dict().items():
+        assert torch.equal(value, same.state_dict()[key]), "stop_at_unseen=False ignores it"
+    assert stopped_reports[-1][0] == stopped_reports[-1][1] == fixed_reports[-1][1]
+    assert (
+        membership_test(model=stopped, forget=toy["forget"], holdout=evaluation).auc
+        > membership_test(model=fixed, forget=toy["forget"], holdout=evaluation).auc
+    )
+    assert membership_test(model=stopped, forget=toy["forget"], holdout=calibration).auc <= 0.5
+
+
+def test_holdout_split_is_deterministic_and_disjoint(toy):
+    holdout = toy["dataset"].holdout
+    calibration, evaluation = split_holdout(holdout=holdout)
+    again, _ = split_holdout(holdout=holdout.subset(np.arange(len(holdout))[::-1]))
+    assert calibration is not None and again is not None
+    assert set(calibration.record_ids) == set(again.record_ids)
+    assert not set(calibration.record_ids) & set(evaluation.record_ids)
+    assert len(calibration) + len(evaluation) == len(holdout)
+    assert len(calibration) == round(0.3 * len(holdout))
+    tiny = holdout.subset(slice(0, 5))
+    assert split_holdout(holdout=tiny) == (None, tiny)
 
 
 def test_verdict_fails_the_original_and_passes_a_retrained_reference(toy):

@@ -27,6 +27,14 @@ def test_custom_policy_round_trips():
     assert ApproximatePolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
 
 
+def test_stopping_settings_round_trip():
+    settings = NegGradPlusSettings(stop_at_unseen=False, check_every=3, max_forget_epochs=12)
+    policy = ApproximatePolicy(settings=settings)
+    stored = json.loads(json.dumps(policy.to_dict()))
+    assert stored["settings"]["stop_at_unseen"] is False
+    assert ApproximatePolicy.from_dict(stored) == policy
+
+
 def test_missing_keys_take_defaults_and_partial_settings_are_completed():
     policy = ApproximatePolicy.from_dict({"method": "scrub", "settings": {"epochs": 8}})
     assert policy.settings == ScrubSettings(epochs=8)
@@ -53,6 +61,9 @@ def test_for_model_picks_the_fallback():
         ({"settings": {"learning_rate": -1}}, "learning_rate must be positive"),
         ({"settings": {"forget_epochs": True}}, "forget_epochs must be an integer"),
         ({"settings": {"alpha": "high"}}, "alpha must be a number"),
+        ({"settings": {"stop_at_unseen": 1}}, "stop_at_unseen must be true or false"),
+        ({"settings": {"check_every": 0}}, "check_every must be at least 1"),
+        ({"settings": {"max_forget_epochs": 0}}, "max_forget_epochs must be at least 1"),
         ({"settings": {"optimizer": "lion"}}, "optimizer must be one of ['sgd', 'adam']"),
         ({"settings": [1, 2]}, "settings: expected a JSON object, got list"),
         ({"method": "scrub", "settings": {"max_epochs": 9}}, "max_epochs must be in [0, epochs]"),

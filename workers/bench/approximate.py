@@ -66,7 +66,11 @@ def approximate(
     from workers.engine import data as engine_data
     from workers.engine.approximate.catalog import method_names
     from workers.engine.approximate.policy import ApproximatePolicy
-    from workers.engine.approximate.workflow import measure_utility, unlearn_and_verify
+    from workers.engine.approximate.workflow import (
+        measure_utility,
+        split_holdout,
+        unlearn_and_verify,
+    )
     from workers.engine.architectures import get_architecture
     from workers.engine.mia import (
         VerificationSettings,
@@ -113,8 +117,10 @@ def approximate(
         if seed == seed_list[0]:
             train(data.train.subset(slice(0, 256)))  # warm-up: first-call costs out of timings
         original = train(data.train)
+        # Judge every row on the records the gate of `unlearn_and_verify` judges on.
+        _, gate_holdout = split_holdout(holdout=data.holdout)
         holdout_scores = model_membership_scores(
-            model=original, features=data.holdout.features, labels=data.holdout.labels
+            model=original, features=gate_holdout.features, labels=gate_holdout.labels
         )
         test_scores = model_membership_scores(
             model=original, features=data.test.features, labels=data.test.labels
@@ -133,12 +139,13 @@ def approximate(
                 forget_records: Any = forget_records,
                 retain: Any = retain,
                 data: Any = data,
+                gate_holdout: Any = gate_holdout,
             ) -> tuple[Any, Any]:
                 utility = measure_utility(
                     model=model, forget=forget_records, retain=retain, test=data.test
                 )
                 test = membership_test(
-                    model=model, forget=forget_records, holdout=data.holdout, settings=verification
+                    model=model, forget=forget_records, holdout=gate_holdout, settings=verification
                 )
                 return utility, test
 

@@ -18,6 +18,7 @@ from workers.engine.approximate.loops import (
     working_copy,
 )
 from workers.engine.approximate.settings import NegGradPlusSettings
+from workers.engine.approximate.stopping import UnseenStop
 from workers.engine.data import RecordArrays
 
 
@@ -28,8 +29,13 @@ def neggrad_plus(
     retain: RecordArrays,
     settings: NegGradPlusSettings,
     progress: StepProgress | None = None,
+    reference: RecordArrays | None = None,
 ) -> nn.Module:
-    """Minimize ``alpha * retain_loss - (1 - alpha) * forget_loss`` on a copy of `model`."""
+    """Minimize ``alpha * retain_loss - (1 - alpha) * forget_loss`` on a copy of `model`.
+
+    With `reference` records and ``settings.stop_at_unseen``, stop once the forget records
+    score like the reference (see `UnseenStop`), after at most ``max_forget_epochs`` passes.
+    """
     student = working_copy(model)
     device = model_device(student)
     retain_x, retain_y = on_device(retain, device=device)
@@ -49,9 +55,18 @@ def neggrad_plus(
         name=settings.optimizer,
         learning_rate=settings.learning_rate,
     )
-    steps = settings.forget_epochs * batches_per_pass(len(forget), settings.forget_batch_size)
+    stop = UnseenStop(
+        forget=forget,
+        reference=reference if settings.stop_at_unseen else None,
+        every=settings.check_every,
+    )
+    passes = settings.max_forget_epochs if stop.enabled else settings.forget_epochs
+    steps = passes * batches_per_pass(len(forget), settings.forget_batch_size)
     reporter = ProgressReporter(total=steps, callback=progress)
     for step in range(steps):
+        if stop.reached(model=student, step=step):
+            reporter.step(steps)
+            break
         r, f = next(retain_batches), next(forget_batches)
         retain_loss = F.cross_entropy(student(retain_x[r]), retain_y[r])
         forget_logits = student(forget_x[f]) / settings.forget_temperature

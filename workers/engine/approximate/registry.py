@@ -2,10 +2,12 @@
 
 Every method has the same keyword-only signature::
 
-    method(*, model, forget, retain, settings, progress=None) -> new model
+    method(*, model, forget, retain, settings, progress=None, reference=None) -> new model
 
 It returns a new model in eval mode on the input model's device and never modifies the input.
-`progress`, when given, is called with (steps completed, steps in total).
+`progress`, when given, is called with (steps completed, steps in total). `reference`, when
+given, holds records of the same dataset that no model trained on; a method may use them to
+decide when to stop (`neggrad_plus` does), and must not train on them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class UnlearningMethod(Protocol):
         retain: RecordArrays,
         settings: Any,
         progress: StepProgress | None = None,
+        reference: RecordArrays | None = None,
     ) -> nn.Module: ...
 
 
@@ -103,6 +106,7 @@ def run_method(
     retain: RecordArrays,
     settings: Any | None = None,
     progress: StepProgress | None = None,
+    reference: RecordArrays | None = None,
 ) -> nn.Module:
     """Run method `name` with `settings` (its defaults when None)."""
     spec = get_method(name)
@@ -115,4 +119,11 @@ def run_method(
         raise ValueError("the forget set is empty: there is nothing to unlearn")
     if len(retain) == 0:
         raise ValueError("the retain set is empty: retrain from scratch instead")
-    return spec.run(model=model, forget=forget, retain=retain, settings=settings, progress=progress)
+    return spec.run(
+        model=model,
+        forget=forget,
+        retain=retain,
+        settings=settings,
+        progress=progress,
+        reference=reference,
+    )

@@ -31,6 +31,9 @@ def _type_problems(settings: Any) -> list[str]:
                 problems.append(f"{field.name} must be a number, got {value!r}")
             else:
                 object.__setattr__(settings, field.name, float(value))
+        elif annotation == "bool":
+            if not isinstance(value, bool):
+                problems.append(f"{field.name} must be true or false, got {value!r}")
         elif annotation == "Optimizer" and value not in OPTIMIZERS:
             problems.append(f"{field.name} must be one of {list(OPTIMIZERS)}, got {value!r}")
     return problems
@@ -82,8 +85,15 @@ class NegGradPlusSettings:
     Each step takes one forget batch and one retain batch; the run makes ``forget_epochs``
     passes over the forget set, so its cost grows with the forget set, not the training set.
 
+    Given reference records (never trained on; `unlearn_and_verify` passes a calibration share
+    of the holdout) and ``stop_at_unseen``, the run instead stops as soon as the forget records'
+    membership AUC against the reference falls to 0.5, checked every ``check_every`` steps, and
+    makes at most ``max_forget_epochs`` passes. A fixed budget forgets a large forget set too
+    little and a small one too much; a retrain leaves both looking unseen, which this targets.
+
     Attributes:
-        forget_epochs: passes over the forget set. Default 10.
+        forget_epochs: passes over the forget set when the run does not stop at unseen.
+            Default 10.
         batch_size: retained records per step. Default 128.
         forget_batch_size: forget records per step (a pass is split into equal batches of at
             most this size). Default 32.
@@ -92,6 +102,12 @@ class NegGradPlusSettings:
         learning_rate: step size. Default 3e-4.
         optimizer: ``adam`` or ``sgd`` (momentum 0.9). Default ``adam``.
         seed: seed of the batch order. Default 0.
+        stop_at_unseen: stop once the forget records look unseen, when reference records are
+            given (without them, or when false, the run makes ``forget_epochs`` passes).
+            Default true.
+        check_every: optimizer steps between two checks of the stopping rule. Default 5.
+        max_forget_epochs: passes over the forget set at most, when stopping at unseen.
+            Default 30.
     """
 
     forget_epochs: int = 10
@@ -102,6 +118,9 @@ class NegGradPlusSettings:
     learning_rate: float = 3e-4
     optimizer: Optimizer = "adam"
     seed: int = 0
+    stop_at_unseen: bool = True
+    check_every: int = 5
+    max_forget_epochs: int = 30
 
     def __post_init__(self) -> None:
         _validate(
@@ -113,6 +132,8 @@ class NegGradPlusSettings:
                 "alpha": (0.0 <= self.alpha < 1.0, "must be in [0, 1)"),
                 "forget_temperature": (self.forget_temperature > 0, "must be positive"),
                 "learning_rate": (self.learning_rate > 0, "must be positive"),
+                "check_every": (self.check_every >= 1, "must be at least 1"),
+                "max_forget_epochs": (self.max_forget_epochs >= 1, "must be at least 1"),
             },
         )
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from workers.engine.approximate.loops import StepProgress
@@ -15,6 +16,26 @@ from workers.engine.approximate.registry import run_method
 from workers.engine.data import RecordArrays
 from workers.engine.mia import MembershipTestResult, membership_test
 from workers.engine.training import accuracy
+
+# Share of the holdout handed to the method as `reference` (to decide when to stop); the
+# membership gate judges on the rest only, never on records the method tuned itself on.
+CALIBRATION_SHARE = 0.3
+_MIN_SPLIT_HOLDOUT = 10
+_SPLIT_SEED = 0
+
+
+def split_holdout(*, holdout: RecordArrays) -> tuple[RecordArrays | None, RecordArrays]:
+    """(calibration, evaluation) parts of `holdout`, deterministic for the same records.
+
+    A holdout under ten records is not split: the calibration part is then None, and the gate
+    keeps every record.
+    """
+    if len(holdout) < _MIN_SPLIT_HOLDOUT:
+        return None, holdout
+    order = np.argsort(holdout.record_ids, kind="stable")
+    shuffled = order[np.random.default_rng(_SPLIT_SEED).permutation(len(order))]
+    cut = round(CALIBRATION_SHARE * len(holdout))
+    return holdout.subset(np.sort(shuffled[:cut])), holdout.subset(np.sort(shuffled[cut:]))
 
 
 @dataclass(frozen=True)
@@ -98,9 +119,11 @@ def unlearn_and_verify(
     """Unlearn `forget` from a copy of `model` with the policy's method, then gate the result.
 
     `holdout` must be records of the same dataset that no version of the model trained on;
-    `test` measures utility. `progress` receives the method's (steps done, steps in total).
-    The input model is left untouched.
+    `split_holdout` gives a calibration part to the method as `reference` and the rest to the
+    membership test. `test` measures utility. `progress` receives the method's (steps done,
+    steps in total). The input model is left untouched.
     """
+    calibration, evaluation = split_holdout(holdout=holdout)
     started = time.perf_counter()
     cpu_started = time.process_time()
     unlearned = run_method(
@@ -110,14 +133,15 @@ def unlearn_and_verify(
         retain=retain,
         settings=policy.settings,
         progress=progress,
+        reference=calibration,
     )
     unlearned_at = time.perf_counter()
     unlearn_cpu_s = time.process_time() - cpu_started
     verification = membership_test(
-        model=unlearned, forget=forget, holdout=holdout, settings=policy.verification
+        model=unlearned, forget=forget, holdout=evaluation, settings=policy.verification
     )
     verification_before = membership_test(
-        model=model, forget=forget, holdout=holdout, settings=policy.verification
+        model=model, forget=forget, holdout=evaluation, settings=policy.verification
     )
     verified_at = time.perf_counter()
     utility_before = measure_utility(model=model, forget=forget, retain=retain, test=test)
