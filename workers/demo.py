@@ -75,7 +75,7 @@ class DemoClient:
 
 def demo(
     port: int = typer.Option(8000, help="Port for the API."),
-    records: int = typer.Option(2400, min=500, help="Synthetic purchase records."),
+    records: int = typer.Option(6000, min=500, help="Synthetic purchase records."),
     people: int = typer.Option(3, min=1, max=20, help="People to forget."),
     keep_running: bool = typer.Option(
         True, "--keep-running/--exit", help="Keep Lethe running afterwards."
