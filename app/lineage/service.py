@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.auth import ApiClient
 from app.core.errors import NotFound, ProblemError
 from app.lineage.bulk import DuplicateKeys, InsertResult, RecordRow, insert_records
-from app.lineage.identity import IdentityFormat, IdentityType, identity_hash
+from app.lineage.identity import identity_hash
 from app.lineage.models import Dataset, SubjectIdentity, TrainingRecord
 from app.lineage.schemas import IdentityIn, RecordIn
 
@@ -156,11 +156,3 @@ def resolve_subjects(session: Session, *, identities: Sequence[IdentityHash]) ->
         for dataset_id, record_id in records:
             by_dataset.setdefault(dataset_id, []).append(record_id)
     return ResolvedRecords(subject_ids=subject_ids, records_by_dataset=by_dataset)
-
-
-def parse_identity_type(value: str) -> IdentityType:
-    return IdentityType(value)
-
-
-def parse_identity_format(value: str | None) -> IdentityFormat:
-    return IdentityFormat(value or "raw")
