@@ -85,3 +85,17 @@ def test_verify_endpoint_and_export(api, admin_headers, portal_headers):
     exported = api.get("/v1/audit/events", params={"limit": 1}, headers=admin_headers).json()
     assert exported["items"][0]["seq"] == 1
     assert exported["next_after_seq"] == 1
+
+
+def test_signed_checkpoint_names_the_head(api, admin_headers, portal_headers):
+    from app.audit.signing import verify_token
+
+    response = api.get("/v1/audit/checkpoint", headers=admin_headers)
+    assert response.status_code == 200
+    body = response.json()
+    header, claims = verify_token(body["jws"], api.get("/v1/.well-known/jwks.json").json())
+    assert header["alg"] == "Ed25519" and header["typ"] == "lethe-audit-checkpoint+jws"
+    verified = api.get("/v1/audit/verify", headers=admin_headers).json()
+    assert claims["head_seq"] <= verified["head_seq"]
+    assert claims == body["claims"]
+    assert api.get("/v1/audit/checkpoint", headers=portal_headers).status_code == 403
