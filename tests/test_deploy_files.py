@@ -73,11 +73,15 @@ def test_compose_refuses_to_start_without_a_pepper():
 def test_commands_name_real_modules():
     """Every Celery app and ASGI factory the images and compose start can be imported."""
     texts = (ROOT / "Dockerfile").read_text() + (ROOT / "docker-compose.yml").read_text()
-    for module in set(re.findall(r'"-A", "([\w.]+)"', texts)):
+    celery_apps = set(re.findall(r'"-A", "([\w.]+)"', texts))
+    factories = set(re.findall(r'"([\w.]+):(\w+)", "--factory"', texts))
+    copies = re.findall(r"^COPY (.+) \./?\S*$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert celery_apps and factories and copies, "the patterns no longer match the files"
+    for module in celery_apps:
         assert hasattr(importlib.import_module(module), "celery_app")
-    for module, attr in set(re.findall(r'"([\w.]+):(\w+)", "--factory"', texts)):
+    for module, attr in factories:
         assert callable(getattr(importlib.import_module(module), attr))
-    for source in re.findall(r"^COPY (.+) \./?\S*$", (ROOT / "Dockerfile").read_text(), re.M):
+    for source in copies:
         for path in source.split():
             assert (ROOT / path).exists(), path
 

@@ -89,7 +89,6 @@ def plan_request(
                 request_id=request.id,
                 window=window,
                 max_attempts=max_attempts,
-                base_version_id=model.active_version_id,
             )
             affected.append({"model_id": str(model.id), "job_id": str(job.id), "records": len(ids)})
             outcome.jobs_to_start.append(job.id)

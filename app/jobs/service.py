@@ -63,7 +63,6 @@ def attach_request(
     request_id: uuid.UUID,
     window: timedelta,
     max_attempts: int,
-    base_version_id: uuid.UUID | None,
 ) -> Job:
     """Add a request to the model's next (pending) unlearning job, creating it if needed."""
     for _ in range(3):
@@ -79,7 +78,6 @@ def attach_request(
                 status=PENDING,
                 not_before=utcnow() + window,
                 max_attempts=max_attempts,
-                base_version_id=base_version_id,
             )
             try:
                 with session.begin_nested():

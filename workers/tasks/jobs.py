@@ -84,6 +84,8 @@ def run_job(job_id: str) -> str:
         assert model is not None
         kind, strategy, model_id = job.kind, model.strategy, model.id
         if kind == jobs.UNLEARN:
+            # The version to unlearn from is the one active when the job starts: a job that
+            # waited behind another one starts from that job's result.
             job.base_version_id = model.active_version_id
             completion.mark_running(session, request_ids=jobs.request_ids(session, job_id=jid))
         has_base = job.base_version_id is not None
