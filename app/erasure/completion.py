@@ -1,93 +1,30 @@
-"""Driving a request's status from its unlearning jobs, and finishing it: purge the data,
-sign the certificate, complete."""
+"""Finishing a request whose jobs are all done: purge its data, sign its certificate,
+complete it, in the transaction that saw the last job succeed."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.audit.certificates import issue_certificate
 from app.audit.service import SYSTEM_ACTOR, append_event
 from app.erasure import lifecycle
-from app.erasure.lifecycle import Status
 from app.erasure.models import ErasureRequest
 from app.jobs.models import Job
-from app.jobs.service import FAILED, SUCCEEDED, jobs_of_request
-from app.lineage.models import DataSubject, SubjectIdentity, TrainingRecord
-from app.registry.models import ModelVersion
+from app.lineage.service import purge_claimed
+from app.registry.versions import brief
 
 
-def _requests(session: Session, request_ids: Iterable[uuid.UUID]) -> list[ErasureRequest]:
-    return list(
-        session.scalars(
-            select(ErasureRequest)
-            .where(ErasureRequest.id.in_(list(request_ids)))
-            .order_by(ErasureRequest.received_at)
-            .with_for_update()
-        )
-    )
-
-
-def mark_running(session: Session, *, request_ids: Iterable[uuid.UUID]) -> None:
-    for request in _requests(session, request_ids):
-        if request.status == Status.PLANNED:
-            lifecycle.start_running(session, request=request, actor=SYSTEM_ACTOR)
-
-
-def mark_verifying(session: Session, *, request_ids: Iterable[uuid.UUID]) -> None:
-    """A request verifies once every one of its jobs is verifying or done."""
-    for request in _requests(session, request_ids):
-        if request.status != Status.RUNNING:
-            continue
-        jobs = jobs_of_request(session, request_id=request.id)
-        if all(j.status == SUCCEEDED or j.stage == "verifying" for j in jobs):
-            lifecycle.start_verifying(session, request=request, actor=SYSTEM_ACTOR)
-
-
-def fall_back(session: Session, *, request_ids: Iterable[uuid.UUID], reason: str) -> None:
-    for request in _requests(session, request_ids):
-        if request.status == Status.VERIFYING:
-            lifecycle.fall_back_to_retraining(
-                session, request=request, actor=SYSTEM_ACTOR, reason=reason
-            )
-
-
-def after_jobs(session: Session, *, request_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
-    """Complete the requests whose jobs all succeeded and fail those with a failed job.
-    Returns the ids of the requests completed."""
-    completed = []
-    for request in _requests(session, request_ids):
-        if Status(request.status) in lifecycle.TERMINAL or request.status == Status.FAILED:
-            continue
-        jobs = jobs_of_request(session, request_id=request.id)
-        failed = [j for j in jobs if j.status == FAILED]
-        if failed:
-            lifecycle.fail(
-                session,
-                request=request,
-                actor=SYSTEM_ACTOR,
-                reason=f"unlearning job {failed[0].id} failed: {failed[0].error}",
-            )
-        elif all(j.status == SUCCEEDED for j in jobs):
-            finalize(session, request=request, jobs=jobs)
-            completed.append(request.id)
-    return completed
-
-
-def finalize(session: Session, *, request: ErasureRequest, jobs: list[Job]) -> None:
+def finalize(
+    session: Session, *, request: ErasureRequest, jobs: list[Job], reason: str | None = None
+) -> None:
     """Delete the request's records and identities, sign its certificate, complete it."""
-    if request.status == Status.PLANNED:
-        lifecycle.start_running(session, request=request, actor=SYSTEM_ACTOR)
-    if request.status == Status.RUNNING:
-        lifecycle.start_verifying(session, request=request, actor=SYSTEM_ACTOR)
-    deleted = session.execute(
-        delete(TrainingRecord).where(TrainingRecord.erasure_request_id == request.id)
-    ).rowcount
-    subjects_deleted = _delete_subjects(session, request=request)
+    subject_ids = [uuid.UUID(s) for s in (request.plan or {}).get("subject_ids", [])]
+    deleted, subjects_deleted = purge_claimed(
+        session, request_id=request.id, subject_ids=subject_ids
+    )
     append_event(
         session,
         actor=SYSTEM_ACTOR,
@@ -111,22 +48,8 @@ def finalize(session: Session, *, request: ErasureRequest, jobs: list[Job]) -> N
         request=request,
         actor=SYSTEM_ACTOR,
         summary={"records_erased": deleted, "models": len(models)},
+        reason=reason,
     )
-
-
-def _delete_subjects(session: Session, *, request: ErasureRequest) -> int:
-    subject_ids = [uuid.UUID(s) for s in (request.plan or {}).get("subject_ids", [])]
-    removable = [
-        s
-        for s in subject_ids
-        if not session.scalar(
-            select(func.count()).select_from(TrainingRecord).where(TrainingRecord.subject_id == s)
-        )
-    ]
-    if not removable:
-        return 0
-    session.execute(delete(SubjectIdentity).where(SubjectIdentity.subject_id.in_(removable)))
-    return session.execute(delete(DataSubject).where(DataSubject.id.in_(removable))).rowcount
 
 
 def _without_per_record_scores(figures: Any) -> Any:
@@ -137,8 +60,8 @@ def _without_per_record_scores(figures: Any) -> Any:
 
 
 def _model_claims(session: Session, job: Job) -> dict[str, Any]:
-    new = session.get(ModelVersion, job.result_version_id) if job.result_version_id else None
-    old = session.get(ModelVersion, job.base_version_id) if job.base_version_id else None
+    new = brief(session, version_id=job.result_version_id)
+    old = brief(session, version_id=job.base_version_id)
     metrics = job.metrics or {}
     return {
         "model_id": str(job.model_id),

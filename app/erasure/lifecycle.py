@@ -7,7 +7,6 @@ webhook outbox rows for its subscribers.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,31 +14,18 @@ from sqlalchemy.orm import Session
 from app.audit.service import append_event
 from app.core.db import utcnow
 from app.core.errors import ProblemError
+from app.erasure.enums import RequestStatus
 from app.erasure.models import ErasureRequest
 from app.webhooks import outbox
 
-
-class Status(StrEnum):
-    RECEIVED = "received"
-    PENDING_APPROVAL = "pending_approval"
-    APPROVED = "approved"
-    DENIED = "denied"
-    PLANNING = "planning"
-    PLANNED = "planned"
-    RUNNING = "running"
-    VERIFYING = "verifying"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-S = Status
-TRANSITIONS: dict[Status, frozenset[Status]] = {
+S = RequestStatus
+TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.RECEIVED: frozenset({S.PENDING_APPROVAL, S.PLANNING, S.CANCELLED}),
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.DENIED, S.CANCELLED}),
     S.APPROVED: frozenset({S.PLANNING, S.CANCELLED}),
     S.PLANNING: frozenset({S.PLANNED, S.COMPLETED, S.FAILED, S.CANCELLED}),
-    S.PLANNED: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
+    # planned -> completed: records were found, but no model was trained on them.
+    S.PLANNED: frozenset({S.RUNNING, S.COMPLETED, S.FAILED, S.CANCELLED}),
     S.RUNNING: frozenset({S.VERIFYING, S.FAILED}),
     # verifying -> running: an approximate result failed its check; fall back to retraining.
     S.VERIFYING: frozenset({S.COMPLETED, S.RUNNING, S.FAILED}),
@@ -48,8 +34,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.CANCELLED: frozenset(),
     S.DENIED: frozenset(),
 }
-TERMINAL: frozenset[Status] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
-OPEN: frozenset[Status] = frozenset(Status) - TERMINAL
+TERMINAL: frozenset[RequestStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+OPEN: frozenset[RequestStatus] = frozenset(RequestStatus) - TERMINAL
 
 
 class IllegalTransition(ProblemError):
@@ -67,13 +53,13 @@ def _move(
     session: Session,
     request: ErasureRequest,
     *,
-    to: Status,
+    to: RequestStatus,
     actor: str,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
     event: str | None = None,
 ) -> None:
-    current = Status(request.status)
+    current = RequestStatus(request.status)
     if to not in TRANSITIONS[current]:
         raise IllegalTransition(current=current.value, attempted=to.value)
     request.status = to.value
@@ -100,7 +86,7 @@ def _move(
 
 def receive(session: Session, *, request: ErasureRequest, actor: str) -> None:
     """Record the new request's first event (it is created `received`)."""
-    request.status = Status.RECEIVED.value
+    request.status = RequestStatus.RECEIVED
     session.add(request)
     session.flush()
     outbox.request_transitioned(session, request=request, previous_status=None)
@@ -110,7 +96,7 @@ def receive(session: Session, *, request: ErasureRequest, actor: str) -> None:
         action="erasure_request.received",
         entity_type="erasure_request",
         entity_id=str(request.id),
-        data={"to": Status.RECEIVED.value, "due_at": request.due_at.isoformat()},
+        data={"to": RequestStatus.RECEIVED.value, "due_at": request.due_at.isoformat()},
     )
 
 
@@ -140,28 +126,29 @@ def complete_without_data(session: Session, *, request: ErasureRequest, actor: s
     _move(session, request, to=S.COMPLETED, actor=actor, reason="no training data found")
 
 
-def start_running(session: Session, *, request: ErasureRequest, actor: str) -> None:
-    _move(session, request, to=S.RUNNING, actor=actor)
-
-
-def start_verifying(session: Session, *, request: ErasureRequest, actor: str) -> None:
-    _move(session, request, to=S.VERIFYING, actor=actor)
-
-
-def fall_back_to_retraining(
-    session: Session, *, request: ErasureRequest, actor: str, reason: str
+def advance(
+    session: Session,
+    *,
+    request: ErasureRequest,
+    to: RequestStatus,
+    actor: str,
+    reason: str | None = None,
+    event: str | None = None,
 ) -> None:
-    _move(session, request, to=S.RUNNING, actor=actor, reason=reason, event="fallback")
+    """A move decided from the request's jobs (`app.erasure.progress`): running, verifying,
+    back to running (`event="fallback"`), or failed."""
+    _move(session, request, to=to, actor=actor, reason=reason, event=event)
 
 
 def complete(
-    session: Session, *, request: ErasureRequest, actor: str, summary: dict[str, Any]
+    session: Session,
+    *,
+    request: ErasureRequest,
+    actor: str,
+    summary: dict[str, Any],
+    reason: str | None = None,
 ) -> None:
-    _move(session, request, to=S.COMPLETED, actor=actor, data=summary)
-
-
-def fail(session: Session, *, request: ErasureRequest, actor: str, reason: str) -> None:
-    _move(session, request, to=S.FAILED, actor=actor, reason=reason)
+    _move(session, request, to=S.COMPLETED, actor=actor, reason=reason, data=summary)
 
 
 def cancel(session: Session, *, request: ErasureRequest, actor: str) -> None:
@@ -169,4 +156,6 @@ def cancel(session: Session, *, request: ErasureRequest, actor: str) -> None:
 
 
 def retry(session: Session, *, request: ErasureRequest, actor: str) -> None:
+    """A failed request starts a new attempt: only the jobs planned from now on count."""
     _move(session, request, to=S.RECEIVED, actor=actor, event="retried")
+    request.attempt += 1

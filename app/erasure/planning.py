@@ -8,27 +8,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.service import SYSTEM_ACTOR
-from app.erasure import lifecycle
-from app.erasure.completion import finalize
-from app.erasure.lifecycle import Status
+from app.erasure import lifecycle, progress
+from app.erasure.enums import PLANNABLE, RequestStatus
 from app.erasure.models import ErasureRequest
-from app.jobs.models import Job
-from app.jobs.service import PENDING, RUNNING, TRAIN, attach_request
-from app.lineage.models import TrainingRecord
-from app.lineage.service import IdentityHash, resolve_subjects
+from app.jobs import service as jobs_service
+from app.lineage.service import IdentityHash, claim_records, resolve_subjects
 from app.registry.models import MlModel
 from app.registry.service import models_on_dataset
 
 log = structlog.get_logger(__name__)
-
-PLANNABLE = {Status.RECEIVED, Status.APPROVED, Status.PLANNING}
 
 
 @dataclass
@@ -41,14 +36,7 @@ def _may_hold_records(session: Session, *, model: MlModel) -> bool:
     """A model with a version, or one being trained right now, may have seen the records."""
     if model.active_version_id is not None:
         return True
-    return (
-        session.scalar(
-            select(Job.id).where(
-                Job.model_id == model.id, Job.kind == TRAIN, Job.status.in_([PENDING, RUNNING])
-            )
-        )
-        is not None
-    )
+    return jobs_service.is_training(session, model_id=model.id)
 
 
 def plan_request(
@@ -61,32 +49,29 @@ def plan_request(
     if request is None:
         log.warning("plan_request_missing", erasure_request_id=str(request_id))
         return PlanOutcome(status="missing")
-    status = Status(request.status)
+    status = RequestStatus(request.status)
     if status not in PLANNABLE:
         return PlanOutcome(status=status.value)
-    if status is not Status.PLANNING:
+    if status is not RequestStatus.PLANNING:
         lifecycle.start_planning(session, request=request, actor=SYSTEM_ACTOR)
     resolved = resolve_subjects(
         session,
         identities=[IdentityHash(type=i["type"], hash=i["hash"]) for i in request.identities],
     )
     record_ids = [r for ids in resolved.records_by_dataset.values() for r in ids]
-    if record_ids:
-        session.execute(
-            update(TrainingRecord)
-            .where(TrainingRecord.id.in_(record_ids))
-            .values(erasure_request_id=request.id)
-        )
+    claim_records(session, record_ids=record_ids, request_id=request.id)
     affected: list[dict[str, str | int]] = []
     outcome = PlanOutcome(status="")
     for dataset_id, ids in sorted(resolved.records_by_dataset.items(), key=lambda kv: str(kv[0])):
         for model in models_on_dataset(session, dataset_id=dataset_id):
             if not _may_hold_records(session, model=model):
                 continue
-            job = attach_request(
+            job = jobs_service.attach_request(
                 session,
                 model_id=model.id,
+                client_id=model.client_id,
                 request_id=request.id,
+                attempt=request.attempt,
                 window=window,
                 max_attempts=max_attempts,
             )
@@ -111,7 +96,17 @@ def plan_request(
         lifecycle.complete_without_data(session, request=request, actor=SYSTEM_ACTOR)
     else:
         lifecycle.mark_planned(session, request=request, actor=SYSTEM_ACTOR, summary=summary)
-        if not affected:  # data but no model trained on it: purge the data and finish
-            finalize(session, request=request, jobs=[])
+        progress.advance(session, request=request)  # completes it when no model needs unlearning
     outcome.status = request.status
     return outcome
+
+
+def left_unplanned(session: Session, *, before: datetime) -> list[uuid.UUID]:
+    """Requests waiting to be (re)planned since before `before`: their message was lost."""
+    return list(
+        session.scalars(
+            select(ErasureRequest.id).where(
+                ErasureRequest.status.in_(PLANNABLE), ErasureRequest.updated_at < before
+            )
+        )
+    )

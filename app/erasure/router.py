@@ -18,7 +18,7 @@ from app.core.idempotency import idempotent_json
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.scopes import Scope
 from app.erasure import service
-from app.erasure.lifecycle import Status
+from app.erasure.enums import RequestStatus
 from app.erasure.schemas import (
     DenyBody,
     ErasureRequestCreate,
@@ -83,7 +83,7 @@ def submit(
 def list_requests(
     session: SessionDep,
     client: Reader,
-    status: Status | None = None,
+    status: RequestStatus | None = None,
     overdue: bool | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,

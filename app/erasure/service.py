@@ -16,10 +16,11 @@ from app.core.db import utcnow
 from app.core.errors import NotFound, ProblemError
 from app.core.pagination import decode_cursor, encode_cursor
 from app.erasure import lifecycle
-from app.erasure.lifecycle import OPEN, Status
+from app.erasure.enums import RequestStatus
+from app.erasure.lifecycle import OPEN
 from app.erasure.models import ErasureRequest
 from app.erasure.schemas import ErasureRequestOut, PlanOut
-from app.jobs.models import Job, JobRequest
+from app.jobs import service as jobs_service
 from app.lineage.schemas import IdentityIn
 from app.lineage.service import hash_identities
 
@@ -75,7 +76,7 @@ def list_requests(
     session: Session,
     *,
     client: ApiClient,
-    status: Status | None,
+    status: RequestStatus | None,
     overdue: bool | None,
     cursor: str | None,
     limit: int,
@@ -144,7 +145,7 @@ def extend_due(
     session: Session, *, client: ApiClient, request_id: uuid.UUID, months: int, reason: str
 ) -> ErasureRequest:
     request = get_request(session, client=client, request_id=request_id, for_update=True)
-    if Status(request.status) not in OPEN:
+    if RequestStatus(request.status) not in OPEN:
         raise ProblemError(
             409,
             f"The request is `{request.status}`; only open requests can be extended",
@@ -175,32 +176,14 @@ def extend_due(
 
 
 def is_overdue(request: ErasureRequest, *, now: datetime | None = None) -> bool:
-    return Status(request.status) in OPEN and request.due_at < (now or utcnow())
+    return RequestStatus(request.status) in OPEN and request.due_at < (now or utcnow())
 
 
 def job_summaries(
     session: Session, *, request_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """The unlearning jobs of each request, in one query."""
-    rows = session.execute(
-        select(JobRequest.request_id, Job)
-        .join(Job, Job.id == JobRequest.job_id)
-        .where(JobRequest.request_id.in_(request_ids))
-        .order_by(Job.created_at)
-    )
-    jobs: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for request_id, job in rows:
-        jobs.setdefault(request_id, []).append(
-            {
-                "id": str(job.id),
-                "model_id": str(job.model_id),
-                "status": job.status,
-                "stage": job.stage,
-                "progress": round(job.progress, 3),
-                "link": f"/v1/jobs/{job.id}",
-            }
-        )
-    return jobs
+    return jobs_service.summaries_by_request(session, request_ids=request_ids)
 
 
 def to_out(

@@ -8,6 +8,10 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, te
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, new_id, utcnow
+from app.jobs.enums import JobKind, JobStage, JobStatus, ShardStatus
+
+_ONE_RUNNING = f"status = '{JobStatus.RUNNING}'"
+_ONE_PENDING_UNLEARN = f"status = '{JobStatus.PENDING}' AND kind = '{JobKind.UNLEARN}'"
 
 
 class Job(Base):
@@ -20,24 +24,26 @@ class Job(Base):
             "uq_jobs_one_running_per_model",
             "model_id",
             unique=True,
-            postgresql_where=text("status = 'running'"),
-            sqlite_where=text("status = 'running'"),
+            postgresql_where=text(_ONE_RUNNING),
+            sqlite_where=text(_ONE_RUNNING),
         ),
         Index(
             "uq_jobs_one_pending_unlearn_per_model",
             "model_id",
             unique=True,
-            postgresql_where=text("status = 'pending' AND kind = 'unlearn'"),
-            sqlite_where=text("status = 'pending' AND kind = 'unlearn'"),
+            postgresql_where=text(_ONE_PENDING_UNLEARN),
+            sqlite_where=text(_ONE_PENDING_UNLEARN),
         ),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    kind: Mapped[str] = mapped_column(String(20))  # train, unlearn
+    kind: Mapped[str] = mapped_column(String(20))  # JobKind
+    # The client that owns the model; null only for jobs created before owners were recorded.
+    client_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(20))  # pending, running, succeeded, failed
-    stage: Mapped[str] = mapped_column(String(50), default="queued")
+    status: Mapped[str] = mapped_column(String(20))  # JobStatus
+    stage: Mapped[str] = mapped_column(String(50), default=JobStage.QUEUED.value)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
@@ -65,6 +71,8 @@ class JobRequest(Base):
     request_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("erasure_requests.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    # The request's attempt this job serves (an admin retry starts a new attempt).
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class JobShard(Base):
@@ -77,7 +85,7 @@ class JobShard(Base):
     )
     shard: Mapped[int] = mapped_column(Integer, primary_key=True)
     from_slice: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, done
+    status: Mapped[str] = mapped_column(String(20), default=ShardStatus.PENDING.value)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     seconds: Mapped[float | None] = mapped_column(Float, nullable=True)

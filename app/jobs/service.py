@@ -1,13 +1,18 @@
-"""Jobs as rows: creation, batching, claiming under a lease, heartbeats, and their end.
+"""Jobs as rows: creation, batching, claiming under a lease, stages, heartbeats, and their end.
 
 A job is claimed by the worker that moves it from `pending` to `running` and holds a lease
 renewed by heartbeats. A lease that expires means the worker died: the reconciler puts the job
 back to `pending` (up to `max_attempts` runs) and rings the doorbell again.
+
+Every change that other domains care about (claimed, a new stage, succeeded, failed) is
+announced to the listeners registered with `on_job_change`, in the same transaction. That is
+the one hook from jobs to the requests they carry out.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,12 +24,25 @@ from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.auth import ApiClient
 from app.core.db import utcnow
 from app.core.errors import NotFound, ProblemError
+from app.jobs.enums import ACTIVE_JOB_STATUSES, JobKind, JobStage, JobStatus
 from app.jobs.models import Job, JobRequest
 from app.jobs.schemas import JobOut
-from app.registry.models import MlModel
 
-PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
-TRAIN, UNLEARN = "train", "unlearn"
+JobListener = Callable[[Session, Job], None]
+_listeners: list[JobListener] = []
+
+
+def on_job_change(listener: JobListener) -> JobListener:
+    """Register `listener(session, job)`, called after each change of a job's status or stage."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+def _changed(session: Session, job: Job) -> None:
+    session.flush()
+    for listener in _listeners:
+        listener(session, job)
 
 
 def _audit(session: Session, job: Job, action: str, **data: Any) -> None:
@@ -38,9 +56,11 @@ def _audit(session: Session, job: Job, action: str, **data: Any) -> None:
     )
 
 
-def create_train_job(session: Session, *, model: MlModel, max_attempts: int) -> Job:
+def create_train_job(
+    session: Session, *, model_id: uuid.UUID, client_id: uuid.UUID, max_attempts: int
+) -> Job:
     busy = session.scalar(
-        select(Job.id).where(Job.model_id == model.id, Job.status.in_([PENDING, RUNNING]))
+        select(Job.id).where(Job.model_id == model_id, Job.status.in_(ACTIVE_JOB_STATUSES))
     )
     if busy is not None:
         raise ProblemError(
@@ -49,7 +69,13 @@ def create_train_job(session: Session, *, model: MlModel, max_attempts: int) -> 
             slug="model-busy",
             job_id=str(busy),
         )
-    job = Job(kind=TRAIN, model_id=model.id, status=PENDING, max_attempts=max_attempts)
+    job = Job(
+        kind=JobKind.TRAIN,
+        model_id=model_id,
+        client_id=client_id,
+        status=JobStatus.PENDING,
+        max_attempts=max_attempts,
+    )
     session.add(job)
     session.flush()
     _audit(session, job, "created")
@@ -60,22 +86,30 @@ def attach_request(
     session: Session,
     *,
     model_id: uuid.UUID,
+    client_id: uuid.UUID,
     request_id: uuid.UUID,
+    attempt: int,
     window: timedelta,
     max_attempts: int,
 ) -> Job:
-    """Add a request to the model's next (pending) unlearning job, creating it if needed."""
+    """Add a request's attempt to the model's next (pending) unlearning job, creating it if
+    needed."""
     for _ in range(3):
         job = session.scalar(
             select(Job)
-            .where(Job.model_id == model_id, Job.kind == UNLEARN, Job.status == PENDING)
+            .where(
+                Job.model_id == model_id,
+                Job.kind == JobKind.UNLEARN,
+                Job.status == JobStatus.PENDING,
+            )
             .with_for_update()
         )
         if job is None:
             job = Job(
-                kind=UNLEARN,
+                kind=JobKind.UNLEARN,
                 model_id=model_id,
-                status=PENDING,
+                client_id=client_id,
+                status=JobStatus.PENDING,
                 not_before=utcnow() + window,
                 max_attempts=max_attempts,
             )
@@ -86,9 +120,12 @@ def attach_request(
             except IntegrityError:  # another planner created it first: join that one
                 continue
             _audit(session, job, "created")
-        if session.get(JobRequest, (job.id, request_id)) is None:
-            session.add(JobRequest(job_id=job.id, request_id=request_id))
-            session.flush()
+        link = session.get(JobRequest, (job.id, request_id))
+        if link is None:
+            session.add(JobRequest(job_id=job.id, request_id=request_id, attempt=attempt))
+        else:
+            link.attempt = attempt
+        session.flush()
         return job
     raise RuntimeError("could not find or create the model's pending unlearning job")
 
@@ -96,15 +133,17 @@ def attach_request(
 def claim(session: Session, *, job_id: uuid.UUID, worker: str, lease: timedelta) -> Job | None:
     """Start a pending job whose time has come, if no other job of its model runs."""
     job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-    if job is None or job.status != PENDING or job.not_before > utcnow():
+    if job is None or job.status != JobStatus.PENDING or job.not_before > utcnow():
         return None
     other = session.scalar(
-        select(Job.id).where(Job.model_id == job.model_id, Job.status == RUNNING, Job.id != job.id)
+        select(Job.id).where(
+            Job.model_id == job.model_id, Job.status == JobStatus.RUNNING, Job.id != job.id
+        )
     )
     if other is not None:
         return None
     now = utcnow()
-    job.status = RUNNING
+    job.status = JobStatus.RUNNING
     job.attempts += 1
     job.worker = worker
     job.started_at = job.started_at or now
@@ -117,49 +156,89 @@ def claim(session: Session, *, job_id: uuid.UUID, worker: str, lease: timedelta)
     except IntegrityError:
         return None
     _audit(session, job, "started", attempt=job.attempts, worker=worker)
+    _changed(session, job)
     return job
 
 
+def start_from(session: Session, *, job: Job, version_id: uuid.UUID | None) -> None:
+    """Record the version an unlearning job starts from: the one active when it starts, so a
+    job that waited behind another starts from that job's result."""
+    job.base_version_id = version_id
+
+
 def heartbeat(
-    session: Session,
-    *,
-    job_id: uuid.UUID,
-    lease: timedelta,
-    progress: float | None = None,
-    stage: str | None = None,
+    session: Session, *, job_id: uuid.UUID, lease: timedelta, progress: float | None = None
 ) -> None:
     values: dict[str, Any] = {"heartbeat_at": utcnow(), "lease_expires_at": utcnow() + lease}
     if progress is not None:
         values["progress"] = max(0.0, min(1.0, progress))
-    if stage is not None:
-        values["stage"] = stage
-    session.execute(update(Job).where(Job.id == job_id, Job.status == RUNNING).values(**values))
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING).values(**values)
+    )
+
+
+def get(session: Session, *, job_id: uuid.UUID) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def running_job(session: Session, *, job_id: uuid.UUID) -> Job | None:
+    job = session.get(Job, job_id)
+    return job if job is not None and job.status == JobStatus.RUNNING else None
+
+
+def enter_stage(
+    session: Session, *, job_id: uuid.UUID, stage: JobStage, metrics: dict[str, Any] | None = None
+) -> Job | None:
+    """Move a running job to `stage` (merging `metrics` into its own); None if it is not
+    running."""
+    job = running_job(session, job_id=job_id)
+    if job is None:
+        return None
+    job.stage = stage
+    if metrics:
+        job.metrics = {**(job.metrics or {}), **metrics}
+    _changed(session, job)
+    return job
+
+
+def fall_back(
+    session: Session, *, job_id: uuid.UUID, reason: str, figures: dict[str, Any]
+) -> Job | None:
+    """An approximate result failed its check: the job retrains from scratch instead."""
+    return enter_stage(
+        session,
+        job_id=job_id,
+        stage=JobStage.RETRAINING,
+        metrics={"approximate_attempt": figures, "fallback_reason": reason},
+    )
 
 
 def succeed(
     session: Session, *, job: Job, result_version_id: uuid.UUID | None, metrics: dict[str, Any]
 ) -> None:
-    job.status = SUCCEEDED
-    job.stage = "done"
+    job.status = JobStatus.SUCCEEDED
+    job.stage = JobStage.DONE
     job.progress = 1.0
     job.result_version_id = result_version_id
     job.metrics = {**(job.metrics or {}), **metrics}
     job.finished_at = utcnow()
     job.lease_expires_at = None
     _audit(session, job, "succeeded", result_version_id=str(result_version_id))
+    _changed(session, job)
 
 
 def fail(session: Session, *, job: Job, reason: str) -> None:
-    job.status = FAILED
+    job.status = JobStatus.FAILED
     job.error = reason
     job.finished_at = utcnow()
     job.lease_expires_at = None
     _audit(session, job, "failed", reason=reason)
+    _changed(session, job)
 
 
 def requeue(session: Session, *, job: Job, reason: str) -> None:
-    job.status = PENDING
-    job.stage = "requeued"
+    job.status = JobStatus.PENDING
+    job.stage = JobStage.REQUEUED
     job.not_before = utcnow()
     job.lease_expires_at = None
     _audit(session, job, "requeued", reason=reason, attempts=job.attempts)
@@ -169,7 +248,7 @@ def expired(session: Session) -> list[Job]:
     return list(
         session.scalars(
             select(Job)
-            .where(Job.status == RUNNING, Job.lease_expires_at < utcnow())
+            .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < utcnow())
             .with_for_update(skip_locked=True)
         )
     )
@@ -179,9 +258,35 @@ def due_pending(session: Session) -> list[Job]:
     return list(
         session.scalars(
             select(Job)
-            .where(Job.status == PENDING, Job.not_before <= utcnow())
+            .where(Job.status == JobStatus.PENDING, Job.not_before <= utcnow())
             .order_by(Job.created_at)
         )
+    )
+
+
+def pending_of_model(session: Session, *, model_id: uuid.UUID) -> list[Job]:
+    return list(
+        session.scalars(
+            select(Job).where(Job.model_id == model_id, Job.status == JobStatus.PENDING)
+        )
+    )
+
+
+def models_running(session: Session) -> set[uuid.UUID]:
+    return set(session.scalars(select(Job.model_id).where(Job.status == JobStatus.RUNNING)))
+
+
+def is_training(session: Session, *, model_id: uuid.UUID) -> bool:
+    """A training job of the model is pending or running."""
+    return (
+        session.scalar(
+            select(Job.id).where(
+                Job.model_id == model_id,
+                Job.kind == JobKind.TRAIN,
+                Job.status.in_(ACTIVE_JOB_STATUSES),
+            )
+        )
+        is not None
     )
 
 
@@ -195,23 +300,56 @@ def request_ids(session: Session, *, job_id: uuid.UUID) -> list[uuid.UUID]:
     )
 
 
-def jobs_of_request(session: Session, *, request_id: uuid.UUID) -> list[Job]:
+def request_attempts(session: Session, *, job_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
+    """The (request id, attempt) pairs a job serves."""
+    rows = session.execute(
+        select(JobRequest.request_id, JobRequest.attempt)
+        .where(JobRequest.job_id == job_id)
+        .order_by(JobRequest.request_id)
+    )
+    return [(request_id, attempt) for request_id, attempt in rows]
+
+
+def jobs_of_request(session: Session, *, request_id: uuid.UUID, attempt: int) -> list[Job]:
+    """The jobs that serve one attempt of a request."""
     return list(
         session.scalars(
             select(Job)
             .join(JobRequest, JobRequest.job_id == Job.id)
-            .where(JobRequest.request_id == request_id)
+            .where(JobRequest.request_id == request_id, JobRequest.attempt == attempt)
             .order_by(Job.created_at)
         )
     )
 
 
+def summaries_by_request(
+    session: Session, *, request_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Every unlearning job of each request (all attempts), in one query."""
+    rows = session.execute(
+        select(JobRequest.request_id, Job)
+        .join(Job, Job.id == JobRequest.job_id)
+        .where(JobRequest.request_id.in_(request_ids))
+        .order_by(Job.created_at)
+    )
+    summaries: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for request_id, job in rows:
+        summaries.setdefault(request_id, []).append(
+            {
+                "id": str(job.id),
+                "model_id": str(job.model_id),
+                "status": job.status,
+                "stage": job.stage,
+                "progress": round(job.progress, 3),
+                "link": f"/v1/jobs/{job.id}",
+            }
+        )
+    return summaries
+
+
 def get_job(session: Session, *, client: ApiClient, job_id: uuid.UUID) -> Job:
     job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound("Job")
-    model = session.get(MlModel, job.model_id)
-    if not client.is_admin and (model is None or model.client_id != client.id):
+    if job is None or (not client.is_admin and job.client_id != client.id):
         raise NotFound("Job")
     return job
 

@@ -7,14 +7,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.auth import ApiClient
 from app.core.errors import NotFound, ProblemError
 from app.lineage.bulk import DuplicateKeys, InsertResult, RecordRow, insert_records
 from app.lineage.identity import identity_hash
-from app.lineage.models import Dataset, SubjectIdentity, TrainingRecord
+from app.lineage.models import Dataset, DataSubject, SubjectIdentity, TrainingRecord
 from app.lineage.schemas import IdentityIn, RecordIn
 
 
@@ -156,3 +156,37 @@ def resolve_subjects(session: Session, *, identities: Sequence[IdentityHash]) ->
         for dataset_id, record_id in records:
             by_dataset.setdefault(dataset_id, []).append(record_id)
     return ResolvedRecords(subject_ids=subject_ids, records_by_dataset=by_dataset)
+
+
+def claim_records(session: Session, *, record_ids: Sequence[int], request_id: uuid.UUID) -> None:
+    """Mark records as claimed by an erasure request: no training run uses them from now on."""
+    if record_ids:
+        session.execute(
+            update(TrainingRecord)
+            .where(TrainingRecord.id.in_(list(record_ids)))
+            .values(erasure_request_id=request_id)
+        )
+
+
+def purge_claimed(
+    session: Session, *, request_id: uuid.UUID, subject_ids: Sequence[uuid.UUID]
+) -> tuple[int, int]:
+    """Delete the request's records, and those of its subjects that now hold no record.
+    Returns (records deleted, subjects deleted)."""
+    records = session.execute(
+        delete(TrainingRecord).where(TrainingRecord.erasure_request_id == request_id)
+    ).rowcount
+    removable = [
+        s
+        for s in subject_ids
+        if not session.scalar(
+            select(func.count()).select_from(TrainingRecord).where(TrainingRecord.subject_id == s)
+        )
+    ]
+    subjects = 0
+    if removable:
+        session.execute(delete(SubjectIdentity).where(SubjectIdentity.subject_id.in_(removable)))
+        subjects = session.execute(
+            delete(DataSubject).where(DataSubject.id.in_(removable))
+        ).rowcount
+    return records, subjects

@@ -61,7 +61,12 @@ def list_versions(model_id: uuid.UUID, session: SessionDep, client: ModelWriter)
 @router.post("/{model_id}/train", status_code=202)
 def train(model_id: uuid.UUID, session: SessionDep, client: ModelWriter) -> JSONResponse:
     model = service.get_model(session, client=client, model_id=model_id)
-    job = jobs.create_train_job(session, model=model, max_attempts=get_settings().job_max_attempts)
+    job = jobs.create_train_job(
+        session,
+        model_id=model.id,
+        client_id=model.client_id,
+        max_attempts=get_settings().job_max_attempts,
+    )
     session.commit()
     enqueue(RUN_JOB, args=[str(job.id)], queue=TRAINING_QUEUE)
     return JSONResponse(

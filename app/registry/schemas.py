@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Strategy = Literal["sisa", "approximate", "retrain"]
+from app.registry.enums import Strategy
 
 
 class ModelCreate(BaseModel):
@@ -15,7 +15,7 @@ class ModelCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     dataset_id: uuid.UUID
     architecture: str = Field(min_length=1, max_length=100)
-    strategy: Strategy = "sisa"
+    strategy: Strategy = Strategy.SISA
     shards: int | None = Field(None, ge=1, le=256, description="SISA shards; default 16")
     slices: int | None = Field(None, ge=1, le=64, description="SISA slices; default 8")
     shard_key: Literal["record", "subject"] = Field(
@@ -33,9 +33,9 @@ class ModelCreate(BaseModel):
 
     @model_validator(mode="after")
     def _strategy_fits(self) -> ModelCreate:
-        if self.strategy != "sisa" and (self.shards or 1, self.slices or 1) != (1, 1):
+        if self.strategy != Strategy.SISA and (self.shards or 1, self.slices or 1) != (1, 1):
             raise ValueError("shards and slices apply only to the sisa strategy")
-        if self.strategy != "approximate" and self.approximate_policy is not None:
+        if self.strategy != Strategy.APPROXIMATE and self.approximate_policy is not None:
             raise ValueError("approximate_policy applies only to the approximate strategy")
         return self
 

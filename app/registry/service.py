@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.core.auth import ApiClient
 from app.core.errors import NotFound, ProblemError
 from app.lineage.service import get_dataset
+from app.registry.enums import Strategy
 from app.registry.models import MlModel, ModelVersion
 from app.registry.schemas import ModelCreate, ModelOut, VersionOut
 from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
@@ -18,7 +19,6 @@ from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
 BUILTIN_ARCHITECTURES = ("mlp", "cnn")
 # The default SISA configuration, chosen from the benchmark grid (README, bench/RESULTS.md).
 DEFAULT_SHARDS, DEFAULT_SLICES = 16, 8
-ACTIVE, SUPERSEDED, PURGED = "active", "superseded", "purged"
 
 
 def known_architectures() -> list[str]:
@@ -47,15 +47,19 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
                 f"{dataset.feature_count} features",
                 errors=[{"pointer": "#/input_shape", "detail": "does not match feature count"}],
             )
-    policy = _validated_policy(body.approximate_policy) if body.strategy == "approximate" else None
+    policy = (
+        _validated_policy(body.approximate_policy)
+        if body.strategy == Strategy.APPROXIMATE
+        else None
+    )
     model = MlModel(
         client_id=client.id,
         dataset_id=dataset.id,
         name=body.name,
         architecture=body.architecture,
         strategy=body.strategy,
-        shards=body.shards or (DEFAULT_SHARDS if body.strategy == "sisa" else 1),
-        slices=body.slices or (DEFAULT_SLICES if body.strategy == "sisa" else 1),
+        shards=body.shards or (DEFAULT_SHARDS if body.strategy == Strategy.SISA else 1),
+        slices=body.slices or (DEFAULT_SLICES if body.strategy == Strategy.SISA else 1),
         shard_key=body.shard_key,
         seed=body.seed,
         epochs=body.epochs,

@@ -80,8 +80,6 @@ def test_records_without_a_model_are_purged(api, portal_headers, celery_worker):
         "erasure_request.received",
         "erasure_request.planning",
         "erasure_request.planned",
-        "erasure_request.running",
-        "erasure_request.verifying",
         "erasure_request.data_purged",
         "erasure_request.completed",
     ]

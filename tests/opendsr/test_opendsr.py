@@ -250,7 +250,7 @@ def test_status_callbacks_arrive_signed(api, portal, celery_worker, receiver: Re
     ],
 )
 def test_status_mapping(lethe, opendsr):
-    from app.erasure.lifecycle import Status
+    from app.erasure.enums import RequestStatus as Status
     from app.opendsr.mapping import request_status
 
     assert Status(lethe)

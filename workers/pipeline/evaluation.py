@@ -6,10 +6,11 @@ import uuid
 
 import numpy as np
 
+from app.registry import versions
 from app.registry.models import MlModel, ModelVersion
-from workers.pipeline.context import db_session
 from workers.pipeline.models_io import predict_version
 from workers.pipeline.records import load_records
+from workers.pipeline.session import db_session
 
 
 def evaluate_version(*, version_id: uuid.UUID) -> float | None:
@@ -32,8 +33,6 @@ def evaluate_version(*, version_id: uuid.UUID) -> float | None:
         scores = predict_version(model=model, manifest=manifest, features=test.features)
         accuracy = round(float(np.mean(scores.argmax(axis=1) == test.labels)), 4)
     with db_session() as session:
-        version = session.get(ModelVersion, version_id)
-        assert version is not None
-        version.metrics = {**(version.metrics or {}), "test_accuracy": accuracy}
+        versions.record_test_accuracy(session, version_id=version_id, accuracy=accuracy)
         session.commit()
     return accuracy

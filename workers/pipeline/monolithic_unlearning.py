@@ -9,30 +9,31 @@ from typing import Any
 
 import numpy as np
 
-from app.erasure import completion
-from app.jobs import service as jobs
-from app.jobs.models import Job
+from app.jobs import service as jobs_service
+from app.jobs.enums import JobStage
+from app.registry.enums import Strategy
+from app.registry.versions import NewVersion
 from workers.engine.approximate.policy import ApproximatePolicy
 from workers.engine.approximate.workflow import unlearn_and_verify
 from workers.engine.data import RecordArrays
 from workers.engine.training import accuracy, train_model
-from workers.pipeline.activation import activate, enter_stage
-from workers.pipeline.context import Heartbeat, db_session
-from workers.pipeline.jobcontext import JobContext, load_context
+from workers.pipeline.activation import activate
+from workers.pipeline.job_context import JobContext, load_context
 from workers.pipeline.models_io import load_monolithic, save_monolithic, spec_for
+from workers.pipeline.session import Heartbeat, db_session, enter_stage
 from workers.pipeline.storage import get_record_ids
 
 
-def run(*, job_id: uuid.UUID) -> list[uuid.UUID]:
+def run(*, job_id: uuid.UUID) -> None:
     ctx = load_context(job_id=job_id)
     forget = ctx.forget()
     remaining = ctx.remaining()
     test = ctx.records(split="test")
     heart = Heartbeat(job_id=job_id)
     gate: dict[str, Any] | None = None
-    if ctx.model.strategy == "approximate" and len(forget):
+    if ctx.model.strategy == Strategy.APPROXIMATE and len(forget):
         policy = ApproximatePolicy.from_dict(ctx.model.approximate_policy or {})
-        heart.beat(fraction=0.0, stage="unlearning", force=True)
+        enter_stage(job_id, stage=JobStage.UNLEARNING)
         outcome = unlearn_and_verify(
             model=load_monolithic(model=ctx.model, manifest=ctx.base.manifest),
             forget=forget,
@@ -43,9 +44,9 @@ def run(*, job_id: uuid.UUID) -> list[uuid.UUID]:
             progress=lambda done, total: heart.beat(fraction=0.8 * done / max(total, 1)),
         )
         figures = outcome.to_dict()
-        enter_stage(job_id, stage="verifying")
+        enter_stage(job_id, stage=JobStage.VERIFYING)
         if not outcome.fallback_needed:
-            return _activate(
+            _activate(
                 ctx=ctx,
                 forget=forget,
                 remaining=remaining,
@@ -57,9 +58,12 @@ def run(*, job_id: uuid.UUID) -> list[uuid.UUID]:
                     "verification": {"kind": "membership_inference", **figures},
                 },
             )
+            return
         _fall_back(job_id, reason="; ".join(outcome.reasons), figures=figures)
         gate = {"kind": "membership_inference", **figures}
-    heart.beat(fraction=0.0, stage="retraining", force=True)
+    else:
+        enter_stage(job_id, stage=JobStage.RETRAINING)
+    heart.beat(fraction=0.0, force=True)
     network = train_model(
         spec=spec_for(ctx.model),
         data=remaining,
@@ -67,7 +71,7 @@ def run(*, job_id: uuid.UUID) -> list[uuid.UUID]:
         seed=ctx.model.seed,
         progress=lambda epoch, total: heart.beat(fraction=epoch / total),
     )
-    enter_stage(job_id, stage="verifying")
+    enter_stage(job_id, stage=JobStage.VERIFYING)
     verification: dict[str, Any] = {
         "kind": "exact",
         "erased_records": len(forget),
@@ -77,7 +81,7 @@ def run(*, job_id: uuid.UUID) -> list[uuid.UUID]:
     }
     if gate is not None:
         verification["approximate_attempt"] = gate
-    return _activate(
+    _activate(
         ctx=ctx,
         forget=forget,
         remaining=remaining,
@@ -93,14 +97,11 @@ def run(*, job_id: uuid.UUID) -> list[uuid.UUID]:
 
 def _fall_back(job_id: uuid.UUID, *, reason: str, figures: dict[str, Any]) -> None:
     with db_session() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        job.stage = "retraining"
-        job.metrics = {**(job.metrics or {}), "approximate_attempt": figures}
-        completion.fall_back(
+        jobs_service.fall_back(
             session,
-            request_ids=jobs.request_ids(session, job_id=job_id),
+            job_id=job_id,
             reason=f"approximate unlearning failed its check ({reason}); retraining",
+            figures=figures,
         )
         session.commit()
 
@@ -114,7 +115,7 @@ def _activate(
     method: str,
     exact: bool,
     metrics: dict[str, Any],
-) -> list[uuid.UUID]:
+) -> None:
     version_id = uuid.uuid4()
     manifest = save_monolithic(
         model=ctx.model,
@@ -127,14 +128,16 @@ def _activate(
     )
     if np.isin(forget.record_ids, get_record_ids(key=manifest["record_ids_key"])).any():
         raise RuntimeError("the new version's manifest still lists an erased record")
-    return activate(
+    activate(
         ctx=ctx,
         forget_ids=forget.record_ids,
-        method=method,
-        exact=exact,
-        manifest=manifest,
-        trained_records=len(remaining),
-        metrics=metrics,
-        checkpoint_rows=[(manifest["weights_key"], 0, 0)],
-        version_id=version_id,
+        new=NewVersion(
+            id=version_id,
+            method=method,
+            exact=exact,
+            manifest=manifest,
+            trained_records=len(remaining),
+            metrics=metrics,
+            checkpoint_rows=[(manifest["weights_key"], 0, 0)],
+        ),
     )

@@ -7,22 +7,19 @@ import dataclasses
 import time
 import uuid
 
-from sqlalchemy import select
-
-from app.jobs import service as jobs
-from app.jobs.models import Job, JobShard
+from app.jobs import shards as job_shards
+from app.jobs.enums import JobStage
+from app.registry.versions import NewVersion
 from workers.engine.data import RecordArrays
 from workers.engine.partition import assign_shards
 from workers.engine.sisa import train_sisa
 from workers.engine.sisa_model import ShardState, SisaModel
 from workers.engine.unlearning import erasure_impact, verify_exact
-from workers.pipeline.activation import activate, enter_stage
-from workers.pipeline.context import Heartbeat, db_session
-from workers.pipeline.jobcontext import JobContext, load_context
+from workers.pipeline.activation import activate
+from workers.pipeline.job_context import JobContext, load_context
 from workers.pipeline.models_io import sisa_checkpoint_rows, spec_for
+from workers.pipeline.session import Heartbeat, db_session, enter_stage
 from workers.pipeline.storage import checkpoint_store
-
-DONE = "done"
 
 
 def plan_shards(*, job_id: uuid.UUID) -> list[int]:
@@ -34,25 +31,18 @@ def plan_shards(*, job_id: uuid.UUID) -> list[int]:
         erased_record_ids=ctx.forget_ids(),
     )
     with db_session() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        existing = {s.shard for s in _shards(session, job_id)}
-        for shard, first_slice in impact.earliest_slices.items():
-            if shard not in existing:
-                session.add(JobShard(job_id=job_id, shard=shard, from_slice=first_slice))
-        job.stage = "retraining"
-        job.metrics = {
-            **(job.metrics or {}),
-            "method": "sisa",
-            "erased_records": int(impact.found_record_ids.size),
-            "affected_shards": {str(k): v for k, v in sorted(impact.earliest_slices.items())},
-        }
+        pending = job_shards.plan_shards(
+            session,
+            job_id=job_id,
+            earliest_slices=impact.earliest_slices,
+            metrics={
+                "method": "sisa",
+                "erased_records": int(impact.found_record_ids.size),
+                "affected_shards": {str(k): v for k, v in sorted(impact.earliest_slices.items())},
+            },
+        )
         session.commit()
-        return sorted(s.shard for s in _shards(session, job_id) if s.status != DONE)
-
-
-def _shards(session, job_id: uuid.UUID) -> list[JobShard]:
-    return list(session.scalars(select(JobShard).where(JobShard.job_id == job_id)))
+        return pending
 
 
 def _shard_records(ctx: JobContext, *, sisa: SisaModel, shard: int) -> RecordArrays:
@@ -69,15 +59,11 @@ def _shard_records(ctx: JobContext, *, sisa: SisaModel, shard: int) -> RecordArr
 def retrain_shard(*, job_id: uuid.UUID, shard: int) -> bool:
     """Retrain one shard from its last clean checkpoint; True when every shard is done."""
     with db_session() as session:
-        row = session.get(JobShard, (job_id, shard))
-        job = session.get(Job, job_id)
-        if row is None or job is None or job.status != jobs.RUNNING:
-            return False
-        if row.status == DONE:
-            return all(s.status == DONE for s in _shards(session, job_id))
-        row.attempt += 1
-        shard_count = len(_shards(session, job_id))
+        start = job_shards.begin_shard(session, job_id=job_id, shard=shard)
         session.commit()
+    if not start.run:
+        return start.all_done
+    shard_count = start.shard_count
     ctx = load_context(job_id=job_id)
     sisa = SisaModel.from_dict(ctx.base.manifest)
     heart = Heartbeat(job_id=job_id, start=0.05, span=0.85 / max(shard_count, 1))
@@ -94,38 +80,34 @@ def retrain_shard(*, job_id: uuid.UUID, shard: int) -> bool:
     )
     state = next(s for s in report.model.shards if s.shard == shard)
     with db_session() as session:
-        row = session.get(JobShard, (job_id, shard))
-        assert row is not None
-        row.state = {
-            "shard": state.shard,
-            "slice_keys": list(state.slice_keys),
-            "records": state.records,
-        }
-        row.status = DONE
-        row.seconds = round(time.perf_counter() - started, 3)
+        all_done = job_shards.finish_shard(
+            session,
+            job_id=job_id,
+            shard=shard,
+            state={
+                "shard": state.shard,
+                "slice_keys": list(state.slice_keys),
+                "records": state.records,
+            },
+            seconds=time.perf_counter() - started,
+        )
         session.commit()
-        return all(s.status == DONE for s in _shards(session, job_id))
+        return all_done
 
 
-def finish(*, job_id: uuid.UUID) -> list[uuid.UUID]:
-    """Assemble the new version from the retrained shards, verify it exactly, activate it.
-    Returns the ids of the requests completed."""
+def finish(*, job_id: uuid.UUID) -> None:
+    """Assemble the new version from the retrained shards, verify it exactly, activate it."""
     with db_session() as session:
-        job = session.get(Job, job_id)
-        if job is None or job.status != jobs.RUNNING:
-            return []
-        rows = _shards(session, job_id)
-        if not all(r.status == DONE for r in rows):
-            return []
-        shard_states = {r.shard: r.state for r in rows}
-        shard_seconds = {str(r.shard): r.seconds for r in rows}
-    enter_stage(job_id, stage="verifying")
+        finished = job_shards.finished_shards(session, job_id=job_id)
+    if finished is None:
+        return
+    shard_states, shard_seconds = finished
+    enter_stage(job_id, stage=JobStage.VERIFYING)
     ctx = load_context(job_id=job_id)
     forget_ids = ctx.forget_ids()
     base = SisaModel.from_dict(ctx.base.manifest)
     states = {s.shard: s for s in base.shards}
     for shard, state in shard_states.items():
-        assert state is not None
         states[shard] = ShardState(
             shard=state["shard"], slice_keys=tuple(state["slice_keys"]), records=state["records"]
         )
@@ -148,13 +130,15 @@ def finish(*, job_id: uuid.UUID) -> list[uuid.UUID]:
             "erased_records_in_new_version": 0,
         },
     }
-    return activate(
+    activate(
         ctx=ctx,
         forget_ids=forget_ids,
-        method="sisa_unlearn",
-        exact=True,
-        manifest={**new.to_dict(), "max_record_id": ctx.max_record_id},
-        trained_records=sum(s.records for s in new.shards),
-        metrics=metrics,
-        checkpoint_rows=sisa_checkpoint_rows(new),
+        new=NewVersion(
+            method="sisa_unlearn",
+            exact=True,
+            manifest={**new.to_dict(), "max_record_id": ctx.max_record_id},
+            trained_records=sum(s.records for s in new.shards),
+            metrics=metrics,
+            checkpoint_rows=sisa_checkpoint_rows(new),
+        ),
     )

@@ -7,13 +7,16 @@ import uuid
 
 import numpy as np
 
-from app.jobs import service as jobs
+from app.jobs import service as jobs_service
+from app.jobs.enums import JobStage
 from app.jobs.models import Job
+from app.registry import versions
+from app.registry.enums import Strategy
 from app.registry.models import MlModel
+from app.registry.versions import NewVersion
 from workers.engine.aggregation import ensemble_accuracy
 from workers.engine.sisa import load_shard_models, train_sisa
 from workers.engine.training import accuracy, train_model
-from workers.pipeline.context import Heartbeat, db_session
 from workers.pipeline.models_io import (
     save_monolithic,
     sisa_checkpoint_rows,
@@ -21,8 +24,8 @@ from workers.pipeline.models_io import (
     spec_for,
 )
 from workers.pipeline.records import count_classes, input_shape_of, load_model_data
+from workers.pipeline.session import Heartbeat, db_session, enter_stage
 from workers.pipeline.storage import checkpoint_store
-from workers.pipeline.versions import record_version
 
 
 def run_training(*, job_id: uuid.UUID) -> None:
@@ -31,21 +34,26 @@ def run_training(*, job_id: uuid.UUID) -> None:
         assert job is not None
         model = session.get(MlModel, job.model_id)
         assert model is not None
-        model.num_classes = count_classes(session, dataset_id=model.dataset_id)
-        model.input_shape = list(input_shape_of(session, model=model))
+        versions.set_data_shape(
+            session,
+            model_id=model.id,
+            num_classes=count_classes(session, dataset_id=model.dataset_id),
+            input_shape=input_shape_of(session, model=model),
+        )
         data = load_model_data(session, model=model)
         session.commit()
     if len(data.train) == 0:
         raise ValueError("the dataset has no training records that are not being erased")
+    enter_stage(job_id, stage=JobStage.TRAINING)
     heart = Heartbeat(job_id=job_id)
-    heart.beat(fraction=0.0, stage="training", force=True)
     spec = spec_for(model)
     num_classes = int(model.num_classes)
     shape = tuple(model.input_shape)
     version_id = uuid.uuid4()
+    assert model.num_classes is not None and model.input_shape is not None
     max_record_id = int(data.train.record_ids.max())
     started = time.perf_counter()
-    if model.strategy == "sisa":
+    if model.strategy == Strategy.SISA:
         checkpoints = checkpoint_store(model_id=model.id)
         report = train_sisa(
             spec=spec,
@@ -97,24 +105,21 @@ def run_training(*, job_id: uuid.UUID) -> None:
         "test_records": len(data.test),
         "train_seconds": round(seconds, 3),
     }
+    new = NewVersion(
+        id=version_id,
+        method=method,
+        exact=True,
+        manifest=manifest,
+        trained_records=len(data.train),
+        metrics=metrics,
+        checkpoint_rows=checkpoint_rows,
+    )
     with db_session() as session:
-        job = session.get(Job, job_id)
-        model = session.get(MlModel, job.model_id)  # type: ignore[union-attr]
-        assert job is not None and model is not None
-        version = record_version(
-            session,
-            model=model,
-            version_id=version_id,
-            parent_id=model.active_version_id,
-            method=method,
-            exact=True,
-            manifest=manifest,
-            trained_records=len(data.train),
-            metrics=metrics,
-            job_id=job.id,
-            checkpoint_keys=checkpoint_rows,
-        )
-        jobs.succeed(session, job=job, result_version_id=version.id, metrics=metrics)
+        running = jobs_service.running_job(session, job_id=job_id)
+        if running is None:
+            raise RuntimeError("the job is no longer running; its result is discarded")
+        version = versions.activate(session, model_id=model.id, job_id=job_id, new=new)
+        jobs_service.succeed(session, job=running, result_version_id=version.id, metrics=metrics)
         session.commit()
 
 

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import numpy as np
 import structlog
-from sqlalchemy import select
 
 from app.core.broker import (
     EVALUATE_VERSION,
@@ -28,14 +27,14 @@ from app.core.broker import (
 )
 from app.core.config import get_settings
 from app.core.db import utcnow
-from app.erasure import completion
-from app.erasure.lifecycle import Status
-from app.erasure.models import ErasureRequest
+from app.erasure import progress  # noqa: F401  (requests follow their jobs through its hook)
+from app.erasure.planning import left_unplanned
 from app.jobs import service as jobs
-from app.jobs.models import Job
+from app.jobs.enums import JobKind, JobStage
+from app.registry.enums import Strategy
 from app.registry.models import MlModel, ModelVersion
 from workers.celery_app import celery_app
-from workers.pipeline.context import db_session
+from workers.pipeline.session import db_session
 
 log = structlog.get_logger(__name__)
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
@@ -50,11 +49,10 @@ def _fail(job_id: uuid.UUID, exc: BaseException) -> None:
     reason = f"{type(exc).__name__}: {exc}"[:2000]
     log.error("job_failed", job_id=str(job_id), error_type=type(exc).__name__)
     with db_session() as session:
-        job = session.get(Job, job_id)
-        if job is None or job.status != jobs.RUNNING:
+        job = jobs.running_job(session, job_id=job_id)
+        if job is None:
             return
         jobs.fail(session, job=job, reason=reason)
-        completion.after_jobs(session, request_ids=jobs.request_ids(session, job_id=job_id))
         model_id = job.model_id
         session.commit()
     _start_next(model_id)
@@ -62,9 +60,7 @@ def _fail(job_id: uuid.UUID, exc: BaseException) -> None:
 
 def _start_next(model_id: uuid.UUID) -> None:
     with db_session() as session:
-        pending = session.scalars(
-            select(Job).where(Job.model_id == model_id, Job.status == jobs.PENDING)
-        ).all()
+        pending = jobs.pending_of_model(session, model_id=model_id)
     for job in pending:
         wait = max(0.0, (job.not_before - utcnow()).total_seconds())
         enqueue(RUN_JOB, args=[str(job.id)], queue=TRAINING_QUEUE, countdown=wait)
@@ -83,19 +79,16 @@ def run_job(job_id: str) -> str:
         model = session.get(MlModel, job.model_id)
         assert model is not None
         kind, strategy, model_id = job.kind, model.strategy, model.id
-        if kind == jobs.UNLEARN:
-            # The version to unlearn from is the one active when the job starts: a job that
-            # waited behind another one starts from that job's result.
-            job.base_version_id = model.active_version_id
-            completion.mark_running(session, request_ids=jobs.request_ids(session, job_id=jid))
+        if kind == JobKind.UNLEARN:
+            jobs.start_from(session, job=job, version_id=model.active_version_id)
         has_base = job.base_version_id is not None
         session.commit()
     try:
-        if kind == jobs.TRAIN:
+        if kind == JobKind.TRAIN:
             run_training(job_id=jid)
         elif not has_base:
             _nothing_to_unlearn(jid)
-        elif strategy == "sisa":
+        elif strategy == Strategy.SISA:
             shards = sisa_unlearning.plan_shards(job_id=jid)
             for shard in shards:
                 enqueue(RUN_SHARD, args=[job_id, shard], queue=TRAINING_QUEUE)
@@ -112,12 +105,12 @@ def run_job(job_id: str) -> str:
 
 
 def _nothing_to_unlearn(job_id: uuid.UUID) -> None:
-    """The model had no version when the job started, so it never saw the records."""
+    """The model had no version when the job started, so it never saw the records: verified by
+    that alone."""
     with db_session() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        jobs.succeed(session, job=job, result_version_id=None, metrics={"method": "none"})
-        completion.after_jobs(session, request_ids=jobs.request_ids(session, job_id=job_id))
+        job = jobs.enter_stage(session, job_id=job_id, stage=JobStage.VERIFYING)
+        if job is not None:
+            jobs.succeed(session, job=job, result_version_id=None, metrics={"method": "none"})
         session.commit()
 
 
@@ -147,7 +140,7 @@ def finish_job(job_id: str) -> str:
         _fail(jid, exc)
         return "failed"
     with db_session() as session:
-        job = session.get(Job, jid)
+        job = jobs.get(session, job_id=jid)
         model_id = job.model_id if job else None
         version_id = job.result_version_id if job else None
     if model_id is not None:
@@ -181,22 +174,14 @@ def reconcile() -> dict[str, int]:
                     job=job,
                     reason=f"lease expired on each of {job.attempts} attempts",
                 )
-                completion.after_jobs(session, request_ids=jobs.request_ids(session, job_id=job.id))
                 counts["failed"] += 1
         session.commit()
-        running_models = set(
-            session.scalars(select(Job.model_id).where(Job.status == jobs.RUNNING))
-        )
+        running_models = jobs.models_running(session)
         for job in jobs.due_pending(session):
             if job.model_id not in running_models and job.id not in to_run:
                 to_run.append(job.id)
                 counts["rung"] += 1
-        stuck = session.scalars(
-            select(ErasureRequest.id).where(
-                ErasureRequest.status.in_([Status.RECEIVED, Status.APPROVED, Status.PLANNING]),
-                ErasureRequest.updated_at < utcnow() - STUCK_REQUEST_AFTER,
-            )
-        ).all()
+        stuck = left_unplanned(session, before=utcnow() - STUCK_REQUEST_AFTER)
     for job_id in to_run:
         enqueue(RUN_JOB, args=[str(job_id)], queue=TRAINING_QUEUE)
     for request_id in stuck:

@@ -13,8 +13,8 @@ from app.jobs import service as jobs
 from app.jobs.models import Job
 from app.registry.models import MlModel, ModelVersion
 from workers.engine.data import RecordArrays
-from workers.pipeline.context import db_session
 from workers.pipeline.records import load_records
+from workers.pipeline.session import db_session
 
 
 @dataclasses.dataclass(frozen=True)

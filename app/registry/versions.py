@@ -1,0 +1,203 @@
+"""Model versions and checkpoints: recording a trained version, activating it, and marking
+what held erased records purged. Only this module writes these rows.
+
+Which checkpoints and versions hold an erased record is found by the worker, which can read
+the artifacts; this module records the verdict in the caller's transaction and returns the
+artifact keys to delete once it commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.audit.service import SYSTEM_ACTOR, append_event
+from app.core.db import utcnow
+from app.registry.enums import VersionStatus
+from app.registry.models import MlModel, ModelVersion, ShardCheckpoint
+from app.registry.service import next_version_number
+from app.webhooks.outbox import emit
+
+ARTIFACT_KEYS = ("weights_key", "record_ids_key")
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """What a finished training or unlearning run produced."""
+
+    method: str
+    exact: bool
+    manifest: dict[str, Any]
+    trained_records: int
+    metrics: dict[str, Any]
+    checkpoint_rows: Sequence[tuple[str, int, int]]
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass
+class PurgePlan:
+    """Artifacts to delete once the transaction that marked them purged has committed."""
+
+    checkpoint_keys: list[str] = field(default_factory=list)
+    artifact_keys: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"checkpoints": len(self.checkpoint_keys), "artifacts": len(self.artifact_keys)}
+
+
+def set_data_shape(
+    session: Session, *, model_id: uuid.UUID, num_classes: int, input_shape: Sequence[int]
+) -> None:
+    """Record what the model's dataset looks like when training starts."""
+    model = session.get(MlModel, model_id)
+    assert model is not None
+    model.num_classes = num_classes
+    model.input_shape = list(input_shape)
+
+
+def activate(
+    session: Session, *, model_id: uuid.UUID, job_id: uuid.UUID, new: NewVersion
+) -> ModelVersion:
+    """Add the version and make it the active one; the previous active version is superseded."""
+    model = session.get(MlModel, model_id)
+    assert model is not None
+    parent_id = model.active_version_id
+    version = ModelVersion(
+        id=new.id,
+        model_id=model.id,
+        number=next_version_number(session, model_id=model.id),
+        parent_id=parent_id,
+        status=VersionStatus.ACTIVE,
+        method=new.method,
+        exact=new.exact,
+        manifest=new.manifest,
+        trained_records=new.trained_records,
+        metrics=new.metrics,
+        job_id=job_id,
+        activated_at=utcnow(),
+    )
+    session.add(version)
+    if parent_id is not None:
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id == parent_id, ModelVersion.status == VersionStatus.ACTIVE)
+            .values(status=VersionStatus.SUPERSEDED)
+        )
+    model.active_version_id = version.id
+    known = set(
+        session.scalars(select(ShardCheckpoint.key).where(ShardCheckpoint.model_id == model.id))
+    )
+    for key, shard, slice_ in new.checkpoint_rows:
+        if key not in known:
+            session.add(ShardCheckpoint(model_id=model.id, key=key, shard=shard, slice=slice_))
+    session.flush()
+    event = {
+        "model_id": str(model.id),
+        "version_id": str(version.id),
+        "number": version.number,
+        "parent_id": str(parent_id) if parent_id else None,
+        "method": new.method,
+        "exact": new.exact,
+        "links": {"model": f"/v1/models/{model.id}", "versions": f"/v1/models/{model.id}/versions"},
+    }
+    append_event(
+        session,
+        actor=SYSTEM_ACTOR,
+        action="model.version_activated",
+        entity_type="model",
+        entity_id=str(model.id),
+        data=event,
+    )
+    emit(
+        session,
+        client_id=model.client_id,
+        event_type="model.version_activated",
+        data=event,
+        subject=f"model:{model.id}",
+    )
+    return version
+
+
+def live_checkpoint_keys(session: Session, *, model_id: uuid.UUID) -> list[str]:
+    return list(
+        session.scalars(
+            select(ShardCheckpoint.key).where(
+                ShardCheckpoint.model_id == model_id, ShardCheckpoint.purged_at.is_(None)
+            )
+        )
+    )
+
+
+def unpurged_versions(
+    session: Session, *, model_id: uuid.UUID, keep: uuid.UUID
+) -> list[ModelVersion]:
+    """The model's versions other than `keep` whose artifacts still exist."""
+    return list(
+        session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.model_id == model_id,
+                ModelVersion.id != keep,
+                ModelVersion.status != VersionStatus.PURGED,
+            )
+        )
+    )
+
+
+def mark_purged(
+    session: Session,
+    *,
+    model_id: uuid.UUID,
+    checkpoint_keys: Iterable[str],
+    version_ids: Iterable[uuid.UUID],
+    erased_records: int,
+) -> PurgePlan:
+    """Mark the checkpoints and versions that held erased records purged, audited; return the
+    artifacts to delete after the commit."""
+    now = utcnow()
+    plan = PurgePlan(checkpoint_keys=sorted(set(checkpoint_keys)))
+    if plan.checkpoint_keys:
+        session.execute(
+            update(ShardCheckpoint)
+            .where(
+                ShardCheckpoint.model_id == model_id,
+                ShardCheckpoint.key.in_(plan.checkpoint_keys),
+                ShardCheckpoint.purged_at.is_(None),
+            )
+            .values(purged_at=now)
+        )
+    for version_id in version_ids:
+        version = session.get(ModelVersion, version_id)
+        if version is None or version.model_id != model_id:
+            continue
+        version.status = VersionStatus.PURGED
+        version.purged_at = now
+        plan.artifact_keys += [
+            version.manifest[k] for k in ARTIFACT_KEYS if version.manifest.get(k)
+        ]
+    session.flush()
+    append_event(
+        session,
+        actor=SYSTEM_ACTOR,
+        action="model.artifacts_purged",
+        entity_type="model",
+        entity_id=str(model_id),
+        data={**plan.counts(), "erased_records": erased_records},
+    )
+    return plan
+
+
+def record_test_accuracy(
+    session: Session, *, version_id: uuid.UUID, accuracy: float | None
+) -> None:
+    version = session.get(ModelVersion, version_id)
+    assert version is not None
+    version.metrics = {**(version.metrics or {}), "test_accuracy": accuracy}
+
+
+def brief(session: Session, *, version_id: uuid.UUID | None) -> ModelVersion | None:
+    return session.get(ModelVersion, version_id) if version_id else None
