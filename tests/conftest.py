@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.fast_db"]
+
 PG_ADMIN_URL = os.environ.get("LETHE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 REDIS_TEST_URL = os.environ.get("LETHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 REPO_ROOT = Path(__file__).resolve().parent.parent

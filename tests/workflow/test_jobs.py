@@ -130,7 +130,8 @@ def test_a_failed_job_leaves_the_previous_version_active(
     api, ml_headers, admin_headers, celery_worker
 ):
     """Checkpoints lost from the artifact store: the job fails with its reason, the request
-    fails, the previous version stays active, and an admin can retry the request."""
+    fails, the previous version stays active. Once they are restored, an admin's retry runs a
+    new job and completes the request; the failed job of the first attempt no longer counts."""
     import shutil
 
     from app.core.config import get_settings
@@ -138,7 +139,10 @@ def test_a_failed_job_leaves_the_previous_version_active(
     reg = register_digits(api, ml_headers, limit=300)
     model = create_model(api, ml_headers, reg.dataset_id, shards=2, slices=2, epochs=2)
     train(api, ml_headers, model["id"])
-    shutil.rmtree(get_settings().resolved_artifact_dir / "models" / model["id"] / "sisa")
+    checkpoints = get_settings().resolved_artifact_dir / "models" / model["id"] / "sisa"
+    kept = checkpoints.with_name("sisa-kept")
+    shutil.copytree(checkpoints, kept)
+    shutil.rmtree(checkpoints)
 
     [person] = _people(reg.splits, 1)
     request_id = erase(api, ml_headers, reg, person)
@@ -150,10 +154,19 @@ def test_a_failed_job_leaves_the_previous_version_active(
     active = api.get(f"/v1/models/{model['id']}", headers=ml_headers).json()["active_version"]
     assert active["number"] == 1 and active["status"] == "active"
 
+    kept.rename(checkpoints)
     retried = api.post(f"/v1/erasure-requests/{request_id}/retry", headers=admin_headers)
     assert retried.status_code == 200 and retried.json()["status"] == "received"
     events = api.get(f"/v1/erasure-requests/{request_id}/events", headers=ml_headers).json()
-    assert [e["action"] for e in events][-2:] == [
-        "erasure_request.failed",
-        "erasure_request.retried",
-    ]
+    actions = [e["action"] for e in events]
+    assert actions.index("erasure_request.retried") == actions.index("erasure_request.failed") + 1
+
+    final = wait_request(api, ml_headers, request_id)
+    assert final["status"] == "completed", final["status_reason"]
+    assert [j["status"] for j in final["jobs"]] == ["failed", "succeeded"]
+    certificate = api.get(f"/v1/erasure-requests/{request_id}/certificate", headers=ml_headers)
+    assert certificate.status_code == 200
+    [claims] = certificate.json()["claims"]["models"]
+    assert claims["job_id"] == final["jobs"][1]["id"]
+    active = api.get(f"/v1/models/{model['id']}", headers=ml_headers).json()["active_version"]
+    assert active["number"] == 2
