@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from app.audit.service import append_event
 from app.core.db import utcnow
 from app.core.errors import ProblemError
+from app.erasure import events
 from app.erasure.models import ErasureRequest
-from app.webhooks import outbox
 
 
 class Status(StrEnum):
@@ -86,7 +86,7 @@ def _move(
         payload["reason"] = reason
     if data:
         payload.update(data)
-    outbox.request_transitioned(session, request=request, previous_status=current.value)
+    events.transitioned(session, request=request, previous_status=current.value)
     # The audit append takes the chain's lock: last, so the lock is held as briefly as possible.
     append_event(
         session,
@@ -103,7 +103,7 @@ def receive(session: Session, *, request: ErasureRequest, actor: str) -> None:
     request.status = Status.RECEIVED.value
     session.add(request)
     session.flush()
-    outbox.request_transitioned(session, request=request, previous_status=None)
+    events.transitioned(session, request=request, previous_status=None)
     append_event(
         session,
         actor=actor,
