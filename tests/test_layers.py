@@ -122,14 +122,19 @@ def test_packages_do_not_import_the_composition_root():
     assert not offending, "\n".join(offending)
 
 
-def _imports_module(path: Path, module: str) -> bool:
-    return any(name == module or name.startswith(module + ".") for name, _ in imports(path))
+def _lines_importing(path: Path, module: str) -> list[str]:
+    return [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for name, line in imports(path)
+        if name == module or name.startswith(module + ".")
+    ]
 
 
 def test_cli_and_demo_do_not_import_each_other_both_ways():
-    cli, demo = APP / "cli.py", REPO / "workers" / "demo.py"
-    both = _imports_module(cli, "workers.demo") and _imports_module(demo, "app.cli")
-    assert not both, "app/cli.py and workers/demo.py import each other"
+    cli_to_demo = _lines_importing(APP / "cli.py", "workers.demo")
+    demo_to_cli = _lines_importing(REPO / "workers" / "demo.py", "app.cli")
+    both_ways = "\n".join(cli_to_demo + demo_to_cli)
+    assert not (cli_to_demo and demo_to_cli), f"cli and demo import each other:\n{both_ways}"
 
 
 def _importers(folder: Path, *modules: str) -> list[str]:
