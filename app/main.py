@@ -24,6 +24,7 @@ from app.lineage.router import router as lineage_router
 from app.opendsr.router import router as opendsr_router
 from app.registry.router import router as registry_router
 from app.webhooks.router import router as webhooks_router
+from app.wiring import connect_domains
 
 
 @asynccontextmanager
@@ -36,6 +37,7 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
+    connect_domains()
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
     app = FastAPI(

@@ -145,6 +145,23 @@ def portal_headers(database: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+@pytest.fixture
+def enqueued() -> Iterator[list[tuple[str, list]]]:
+    """The tasks this process sends to the broker during the test (which are then not sent)."""
+    from unittest import mock
+
+    from app.core import broker
+
+    calls: list[tuple[str, list]] = []
+
+    def enqueue(task: str, *, args: list, **_: object) -> bool:
+        calls.append((task, args))
+        return True
+
+    with mock.patch.object(broker, "enqueue", enqueue):
+        yield calls
+
+
 class WorkerProcess:
     """A real Celery worker (with beat) on Redis, against the suite's database."""
 

@@ -9,7 +9,9 @@ from celery.signals import setup_logging
 from app.core.broker import RECONCILE, SWEEP_WEBHOOKS, get_celery
 from app.core.config import get_settings
 from app.core.observability import configure_logging
+from app.wiring import connect_domains
 
+connect_domains()
 celery_app = get_celery()
 celery_app.conf.include = ["workers.tasks.erasure", "workers.tasks.jobs", "workers.tasks.webhooks"]
 # Beat sweeps the webhook outbox and reconciles jobs, so nothing depends on one broker message.

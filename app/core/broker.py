@@ -2,17 +2,25 @@
 
 The worker (`workers.celery_app`) uses this same configured instance and adds the task code.
 The broker is only a doorbell: every task re-reads its row, so a lost message loses no work.
+A doorbell for rows written in a transaction rings only once that transaction has committed
+(`enqueue_after_commit`): a task must never look for a row that is not there yet, or never
+will be.
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Hashable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import structlog
 from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.core.config import EMBEDDED_BROKER, Settings, get_settings
 
@@ -92,6 +100,53 @@ def enqueue(
     except Exception as exc:  # the broker being down must not fail a committed request
         log.warning("enqueue_failed", task=task_name, error_type=type(exc).__name__)
         return False
+
+
+@dataclass(frozen=True)
+class _Doorbell:
+    task_name: str
+    args: list[Any]
+    queue: str
+    countdown: float
+
+
+_AFTER_COMMIT = "lethe.broker.after_commit"
+_unique = itertools.count()
+
+
+def enqueue_after_commit(
+    session: Session,
+    task_name: str,
+    *,
+    args: list[Any],
+    queue: str = QUEUE_CPU,
+    countdown: float = 0,
+    dedupe_key: Hashable | None = None,
+) -> None:
+    """Enqueue `task_name` once `session`'s transaction commits; a rollback forgets it.
+
+    Calls with the same `dedupe_key` in one transaction ring once, with the first call's
+    arguments (e.g. one delivery task per webhook stream). A rolled-back savepoint does not
+    forget what was scheduled inside it: a spare doorbell is harmless, a task re-reads its row.
+    """
+    pending: dict[Hashable, _Doorbell] = session.info.setdefault(_AFTER_COMMIT, {})
+    key = dedupe_key if dedupe_key is not None else ("unique", next(_unique))
+    pending.setdefault(key, _Doorbell(task_name, args, queue, countdown))
+
+
+@event.listens_for(Session, "after_commit")
+def _ring(session: Session) -> None:
+    pending: dict[Hashable, _Doorbell] = session.info.pop(_AFTER_COMMIT, None) or {}
+    for bell in pending.values():
+        enqueue(bell.task_name, args=bell.args, queue=bell.queue, countdown=bell.countdown)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    # After a commit `_ring` has emptied the list already; after a rollback, or a session
+    # closed mid-transaction, what was scheduled belongs to work that never happened.
+    if transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 def predict_remotely(

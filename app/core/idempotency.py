@@ -4,6 +4,9 @@ A key is claimed in its own committed transaction before the work starts, so a c
 second use sees it `in_flight` (409). The stored response is written in the same transaction as
 the work itself, so a replay can never disagree with what was committed. A failed attempt
 releases its claim, so the client may retry with the same key.
+
+Routers take an `Idempotent` dependency (the `Idempotency-Key` header of the caller) and hand
+it their one service call: `once.run(201, lambda: shape(service.create(...)), body=body)`.
 """
 
 from __future__ import annotations
@@ -12,18 +15,20 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import JSON, Integer, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from app.core.auth import CurrentClient
 from app.core.config import get_settings
-from app.core.db import Base, UTCDateTime, get_sessionmaker, utcnow
+from app.core.db import Base, SessionDep, UTCDateTime, get_sessionmaker, utcnow
 from app.core.errors import ProblemError
 
 IN_FLIGHT = "in_flight"
@@ -146,23 +151,47 @@ def _release(*, client_id: uuid.UUID, key: str) -> None:
         release.commit()
 
 
-def idempotent_json(
-    session: Session,
-    *,
+@dataclass(frozen=True)
+class Idempotency:
+    """One request's mutating call, run at most once per (client, key) and committed together
+    with the response a replay will get. Without a key it simply runs and commits."""
+
+    session: Session
+    request: Request
+    client_id: uuid.UUID
+    key: str | None
+
+    def fingerprint(self, body: BaseModel | dict[str, Any] | None) -> str:
+        payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body or {}
+        return fingerprint(method=self.request.method, path=self.request.url.path, body=payload)
+
+    def run(
+        self,
+        status: int,
+        call: Callable[[], dict[str, Any]],
+        *,
+        body: BaseModel | dict[str, Any] | None = None,
+    ) -> JSONResponse:
+        """`call` does the work without committing and returns the response body; `body` is
+        what the caller sent, which a replay must repeat."""
+        answered, response = run_idempotent(
+            self.session,
+            client_id=self.client_id,
+            key=self.key,
+            fingerprint=self.fingerprint(body),
+            ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
+            work=lambda: (status, call()),
+        )
+        return JSONResponse(response, status_code=answered)
+
+
+def _from_header(
     request: Request,
-    client_id: uuid.UUID,
-    key: str | None,
-    body: BaseModel | dict[str, Any],
-    work: Callable[[], tuple[int, dict[str, Any]]],
-) -> JSONResponse:
-    """The router-side wrapper: run once per key and answer with the (first) response."""
-    payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
-    status, response = run_idempotent(
-        session,
-        client_id=client_id,
-        key=key,
-        fingerprint=fingerprint(method=request.method, path=request.url.path, body=payload),
-        ttl=timedelta(hours=get_settings().idempotency_ttl_hours),
-        work=work,
-    )
-    return JSONResponse(response, status_code=status)
+    session: SessionDep,
+    client: CurrentClient,
+    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Idempotency:
+    return Idempotency(session=session, request=request, client_id=client.id, key=key)
+
+
+Idempotent = Annotated[Idempotency, Depends(_from_header)]

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from app.audit.service import append_event
 from app.core.db import utcnow
 from app.core.errors import ProblemError
+from app.erasure import events
 from app.erasure.enums import RequestStatus
 from app.erasure.models import ErasureRequest
-from app.webhooks import outbox
 
 S = RequestStatus
 TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
@@ -72,7 +72,7 @@ def _move(
         payload["reason"] = reason
     if data:
         payload.update(data)
-    outbox.request_transitioned(session, request=request, previous_status=current.value)
+    events.transitioned(session, request=request, previous_status=current.value)
     # The audit append takes the chain's lock: last, so the lock is held as briefly as possible.
     append_event(
         session,
@@ -89,7 +89,7 @@ def receive(session: Session, *, request: ErasureRequest, actor: str) -> None:
     request.status = RequestStatus.RECEIVED
     session.add(request)
     session.flush()
-    outbox.request_transitioned(session, request=request, previous_status=None)
+    events.transitioned(session, request=request, previous_status=None)
     append_event(
         session,
         actor=actor,

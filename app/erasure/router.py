@@ -3,22 +3,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
-from app.audit import service as audit_service
-from app.audit.models import ErasureCertificate
 from app.audit.schemas import AuditEventOut, CertificateOut
 from app.core.auth import require
-from app.core.broker import PLAN_ERASURE_REQUEST, enqueue
-from app.core.config import get_settings
 from app.core.db import SessionDep
-from app.core.errors import ProblemError
-from app.core.idempotency import idempotent_json
+from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.scopes import Scope
 from app.erasure import service
 from app.erasure.enums import RequestStatus
+from app.erasure.models import ErasureRequest
 from app.erasure.schemas import (
     DenyBody,
     ErasureRequestCreate,
@@ -26,57 +23,39 @@ from app.erasure.schemas import (
     ErasureRequestPage,
     ExtendBody,
 )
-from app.webhooks.service import check_callback_url
 
 router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"])
 Writer = require(Scope.REQUESTS_WRITE)
 Reader = require(Scope.REQUESTS_READ)
 Admin = require(Scope.ADMIN)
-IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-def _dump(request: object) -> dict:
-    return service.to_out(request).model_dump(mode="json")  # type: ignore[arg-type]
+def _dump(request: ErasureRequest) -> dict:
+    return service.to_out(request).model_dump(mode="json")
+
+
+def _committed(session: Session, request: ErasureRequest) -> dict:
+    session.commit()
+    return _dump(request)
 
 
 @router.post("", status_code=202, response_model=ErasureRequestOut)
 def submit(
-    body: ErasureRequestCreate,
-    request: Request,
-    session: SessionDep,
-    client: Writer,
-    idempotency_key: IdempotencyKeyHeader = None,
+    body: ErasureRequestCreate, session: SessionDep, client: Writer, once: Idempotent
 ) -> JSONResponse:
-    settings = get_settings()
-    if body.callback_url is not None:
-        check_callback_url(str(body.callback_url), pointer="#/callback_url")
-    created: list[uuid.UUID] = []
-
-    def work() -> tuple[int, dict]:
-        erasure = service.create_request(
-            session,
-            client=client,
-            pepper=settings.pepper_bytes(),
-            identities=body.identities,
-            reference=body.reference,
-            reason=body.reason,
-            callback_url=str(body.callback_url) if body.callback_url else None,
-            due_months=settings.due_months,
+    def call() -> dict:
+        return _dump(
+            service.create_request(
+                session,
+                client=client,
+                identities=body.identities,
+                reference=body.reference,
+                reason=body.reason,
+                callback_url=str(body.callback_url) if body.callback_url else None,
+            )
         )
-        created.append(erasure.id)
-        return 202, _dump(erasure)
 
-    response = idempotent_json(
-        session,
-        request=request,
-        client_id=client.id,
-        key=idempotency_key,
-        body=body,
-        work=work,
-    )
-    if created and not client.requires_approval:
-        enqueue(PLAN_ERASURE_REQUEST, args=[str(created[0])])
-    return response
+    return once.run(202, call, body=body)
 
 
 @router.get("", response_model=ErasureRequestPage)
@@ -108,57 +87,37 @@ def get_request(request_id: uuid.UUID, session: SessionDep, client: Reader) -> E
 def request_events(
     request_id: uuid.UUID, session: SessionDep, client: Reader
 ) -> list[AuditEventOut]:
-    erasure = service.get_request(session, client=client, request_id=request_id)
-    events = audit_service.list_events(
-        session, entity_type="erasure_request", entity_id=str(erasure.id), limit=10_000
-    )
+    events = service.request_events(session, client=client, request_id=request_id)
     return [AuditEventOut.model_validate(e) for e in events]
 
 
 @router.get("/{request_id}/certificate", response_model=CertificateOut)
 def certificate(request_id: uuid.UUID, session: SessionDep, client: Reader) -> CertificateOut:
-    erasure = service.get_request(session, client=client, request_id=request_id)
-    issued = session.get(ErasureCertificate, erasure.id)
-    if issued is None:
-        raise ProblemError(
-            409,
-            f"The certificate is issued when the request completes; it is `{erasure.status}`",
-            slug="certificate-not-ready",
-            current_status=erasure.status,
-        )
+    issued = service.get_certificate(session, client=client, request_id=request_id)
     return CertificateOut(
-        request_id=str(erasure.id), jws=issued.jws, claims=issued.claims, kid=issued.kid
+        request_id=str(issued.request_id), jws=issued.jws, claims=issued.claims, kid=issued.kid
     )
 
 
 @router.post("/{request_id}/cancel", response_model=ErasureRequestOut)
 def cancel(request_id: uuid.UUID, session: SessionDep, client: Writer) -> dict:
-    erasure = service.cancel(session, client=client, request_id=request_id)
-    session.commit()
-    return _dump(erasure)
+    return _committed(session, service.cancel(session, client=client, request_id=request_id))
 
 
 @router.post("/{request_id}/approve", response_model=ErasureRequestOut)
 def approve(request_id: uuid.UUID, session: SessionDep, client: Admin) -> dict:
-    erasure = service.approve(session, client=client, request_id=request_id)
-    session.commit()
-    enqueue(PLAN_ERASURE_REQUEST, args=[str(erasure.id)])
-    return _dump(erasure)
+    return _committed(session, service.approve(session, client=client, request_id=request_id))
 
 
 @router.post("/{request_id}/deny", response_model=ErasureRequestOut)
 def deny(request_id: uuid.UUID, body: DenyBody, session: SessionDep, client: Admin) -> dict:
     erasure = service.deny(session, client=client, request_id=request_id, reason=body.reason)
-    session.commit()
-    return _dump(erasure)
+    return _committed(session, erasure)
 
 
 @router.post("/{request_id}/retry", response_model=ErasureRequestOut)
 def retry(request_id: uuid.UUID, session: SessionDep, client: Admin) -> dict:
-    erasure = service.retry(session, client=client, request_id=request_id)
-    session.commit()
-    enqueue(PLAN_ERASURE_REQUEST, args=[str(erasure.id)])
-    return _dump(erasure)
+    return _committed(session, service.retry(session, client=client, request_id=request_id))
 
 
 @router.post("/{request_id}/extend", response_model=ErasureRequestOut)
@@ -166,5 +125,4 @@ def extend(request_id: uuid.UUID, body: ExtendBody, session: SessionDep, client:
     erasure = service.extend_due(
         session, client=client, request_id=request_id, months=body.months, reason=body.reason
     )
-    session.commit()
-    return _dump(erasure)
+    return _committed(session, erasure)

@@ -1,4 +1,8 @@
-"""Erasure requests: intake, reading, and the admin and client actions."""
+"""Erasure requests: intake, reading, and the admin and client actions.
+
+Whether a request waits for an admin or goes straight to planning is decided here and only
+here; planning is enqueued once the caller's transaction commits.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.audit.service import append_event
+from app.audit.models import AuditEvent, ErasureCertificate
+from app.audit.service import append_event, list_events
 from app.core.auth import ApiClient
+from app.core.broker import PLAN_ERASURE_REQUEST, enqueue_after_commit
+from app.core.config import get_settings
 from app.core.db import utcnow
 from app.core.errors import NotFound, ProblemError
 from app.core.pagination import decode_cursor, encode_cursor
@@ -23,6 +30,7 @@ from app.erasure.schemas import ErasureRequestOut, PlanOut
 from app.jobs import service as jobs_service
 from app.lineage.schemas import IdentityIn
 from app.lineage.service import hash_identities
+from app.webhooks.service import check_callback_url
 
 MAX_EXTENSION_MONTHS = 2  # Art. 12(3): "extended by two further months where necessary"
 
@@ -31,18 +39,25 @@ def actor_of(client: ApiClient) -> str:
     return f"client:{client.id}"
 
 
+def _plan_after_commit(session: Session, request: ErasureRequest) -> None:
+    enqueue_after_commit(session, PLAN_ERASURE_REQUEST, args=[str(request.id)])
+
+
 def create_request(
     session: Session,
     *,
     client: ApiClient,
-    pepper: bytes,
     identities: list[IdentityIn],
     reference: str | None,
     reason: str | None,
     callback_url: str | None,
-    due_months: int,
 ) -> ErasureRequest:
-    hashes = hash_identities(pepper=pepper, identities=identities)
+    """Receive a request; it waits for an admin if the client's policy says so, else its
+    planning starts when the caller commits."""
+    if callback_url is not None:
+        check_callback_url(callback_url, pointer="#/callback_url")
+    settings = get_settings()
+    hashes = hash_identities(pepper=settings.pepper_bytes(), identities=identities)
     received_at = utcnow()
     request = ErasureRequest(
         client_id=client.id,
@@ -51,12 +66,14 @@ def create_request(
         callback_url=callback_url,
         identities=[{"type": h.type, "hash": h.hash} for h in dict.fromkeys(hashes)],
         received_at=received_at,
-        due_at=received_at + relativedelta(months=due_months),
+        due_at=received_at + relativedelta(months=settings.due_months),
         updated_at=received_at,
     )
     lifecycle.receive(session, request=request, actor=actor_of(client))
     if client.requires_approval:
         lifecycle.hold_for_approval(session, request=request, actor=actor_of(client))
+    else:
+        _plan_after_commit(session, request)
     return request
 
 
@@ -124,6 +141,7 @@ def cancel(session: Session, *, client: ApiClient, request_id: uuid.UUID) -> Era
 def approve(session: Session, *, client: ApiClient, request_id: uuid.UUID) -> ErasureRequest:
     request = get_request(session, client=client, request_id=request_id, for_update=True)
     lifecycle.approve(session, request=request, actor=actor_of(client))
+    _plan_after_commit(session, request)
     return request
 
 
@@ -138,7 +156,34 @@ def deny(
 def retry(session: Session, *, client: ApiClient, request_id: uuid.UUID) -> ErasureRequest:
     request = get_request(session, client=client, request_id=request_id, for_update=True)
     lifecycle.retry(session, request=request, actor=actor_of(client))
+    _plan_after_commit(session, request)
     return request
+
+
+def request_events(
+    session: Session, *, client: ApiClient, request_id: uuid.UUID
+) -> list[AuditEvent]:
+    """The request's audit trail, oldest first."""
+    request = get_request(session, client=client, request_id=request_id)
+    return list_events(
+        session, entity_type="erasure_request", entity_id=str(request.id), limit=10_000
+    )
+
+
+def get_certificate(
+    session: Session, *, client: ApiClient, request_id: uuid.UUID
+) -> ErasureCertificate:
+    """The signed certificate; a 409 naming the status until the request has completed."""
+    request = get_request(session, client=client, request_id=request_id)
+    issued = session.get(ErasureCertificate, request.id)
+    if issued is None:
+        raise ProblemError(
+            409,
+            f"The certificate is issued when the request completes; it is `{request.status}`",
+            slug="certificate-not-ready",
+            current_status=request.status,
+        )
+    return issued
 
 
 def extend_due(

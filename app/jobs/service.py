@@ -39,6 +39,15 @@ def on_job_change(listener: JobListener) -> JobListener:
     return listener
 
 
+def remove_job_listener(listener: JobListener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def job_listeners() -> tuple[JobListener, ...]:
+    return tuple(_listeners)
+
+
 def _changed(session: Session, job: Job) -> None:
     session.flush()
     for listener in _listeners:

@@ -1,23 +1,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.core.auth import require
 from app.core.config import get_settings
 from app.core.db import SessionDep
 from app.core.errors import ProblemError
-from app.core.idempotency import idempotent_json
+from app.core.idempotency import Idempotent
 from app.core.scopes import Scope
 from app.lineage import service
 from app.lineage.schemas import DatasetCreate, DatasetOut, RecordsAdded, RecordsIn
 
 router = APIRouter(prefix="/v1/datasets", tags=["lineage"])
 LineageWriter = require(Scope.LINEAGE_WRITE)
-IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 def _dataset_out(session: SessionDep, dataset: object) -> dict:
@@ -28,26 +26,15 @@ def _dataset_out(session: SessionDep, dataset: object) -> dict:
 
 @router.post("", status_code=201, response_model=DatasetOut)
 def create_dataset(
-    body: DatasetCreate,
-    request: Request,
-    session: SessionDep,
-    client: LineageWriter,
-    idempotency_key: IdempotencyKeyHeader = None,
+    body: DatasetCreate, session: SessionDep, client: LineageWriter, once: Idempotent
 ) -> JSONResponse:
-    def work() -> tuple[int, dict]:
+    def call() -> dict:
         dataset = service.create_dataset(
             session, client=client, name=body.name, description=body.description
         )
-        return 201, _dataset_out(session, dataset)
+        return _dataset_out(session, dataset)
 
-    return idempotent_json(
-        session,
-        request=request,
-        client_id=client.id,
-        key=idempotency_key,
-        body=body,
-        work=work,
-    )
+    return once.run(201, call, body=body)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
@@ -59,10 +46,9 @@ def get_dataset(dataset_id: uuid.UUID, session: SessionDep, client: LineageWrite
 def add_records(
     dataset_id: uuid.UUID,
     body: RecordsIn,
-    request: Request,
     session: SessionDep,
     client: LineageWriter,
-    idempotency_key: IdempotencyKeyHeader = None,
+    once: Idempotent,
 ) -> JSONResponse:
     settings = get_settings()
     if len(body.records) > settings.max_records_per_call:
@@ -75,7 +61,7 @@ def add_records(
         )
     dataset = service.get_dataset(session, client=client, dataset_id=dataset_id)
 
-    def work() -> tuple[int, dict]:
+    def call() -> dict:
         rows, feature_count = service.rows_from_api(
             pepper=settings.pepper_bytes(), records=body.records
         )
@@ -85,13 +71,6 @@ def add_records(
         out = RecordsAdded(
             dataset_id=dataset.id, added=result.added, new_subjects=result.new_subjects
         )
-        return 201, out.model_dump(mode="json")
+        return out.model_dump(mode="json")
 
-    return idempotent_json(
-        session,
-        request=request,
-        client_id=client.id,
-        key=idempotency_key,
-        body=body,
-        work=work,
-    )
+    return once.run(201, call, body=body)

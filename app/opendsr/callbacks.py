@@ -1,7 +1,8 @@
 """OpenDSR status callbacks, queued in the transition's transaction like any other webhook.
 
 A callback goes to every `status_callback_urls` entry when the OpenDSR status changes (several
-Lethe statuses share one OpenDSR status), and once when the request is received.
+Lethe statuses share one OpenDSR status), and once when the request is received. Importing this
+module subscribes it to erasure transitions (`app.wiring` does, in every process).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
+from app.erasure.enums import RequestStatus
+from app.erasure.events import on_transition
 from app.erasure.models import ErasureRequest
 from app.opendsr import mapping
 from app.opendsr.models import OpenDsrRequest
@@ -33,7 +36,7 @@ def lethe_extension(request: ErasureRequest) -> dict[str, Any]:
         "erasure_request_id": str(request.id),
         "lethe_status": request.status,
     }
-    if request.status == "denied":
+    if request.status == RequestStatus.DENIED:
         details["denied"] = True
         details["denial_reason"] = request.status_reason
     return {get_settings().opendsr_processor_domain: details}
@@ -79,3 +82,13 @@ def queue_status_callbacks(
             subject=f"erasure_request:{request.id}",
             erasure_request_id=request.id,
         )
+
+
+@on_transition
+def _on_transition(
+    session: Session, *, request: ErasureRequest, previous_status: RequestStatus | None
+) -> None:
+    # A new request has no OpenDSR row yet: `service.submit` queues its first callback once it
+    # has created one.
+    if previous_status is not None:
+        queue_status_callbacks(session, request=request, previous_status=previous_status)

@@ -1,11 +1,8 @@
-"""How OpenDSR names map onto Lethe's: request statuses, identity types and formats.
-
-Statuses are compared as strings so that this module (imported from the transition path)
-does not import the lifecycle.
-"""
+"""How OpenDSR names map onto Lethe's: request statuses, identity types and formats."""
 
 from __future__ import annotations
 
+from app.erasure.enums import RequestStatus
 from app.lineage.identity import IdentityFormat, IdentityType
 
 API_VERSION = "2.0"
@@ -18,18 +15,18 @@ COMPLETED = "completed"
 CANCELLED = "cancelled"
 
 # failed stays in_progress: an admin can retry it, and OpenDSR has no failure status.
-_STATUS = {
-    "received": PENDING,
-    "pending_approval": PENDING,
-    "approved": PENDING,
-    "planning": IN_PROGRESS,
-    "planned": IN_PROGRESS,
-    "running": IN_PROGRESS,
-    "verifying": IN_PROGRESS,
-    "failed": IN_PROGRESS,
-    "completed": COMPLETED,
-    "cancelled": CANCELLED,
-    "denied": CANCELLED,
+_STATUS: dict[str, str] = {
+    RequestStatus.RECEIVED: PENDING,
+    RequestStatus.PENDING_APPROVAL: PENDING,
+    RequestStatus.APPROVED: PENDING,
+    RequestStatus.PLANNING: IN_PROGRESS,
+    RequestStatus.PLANNED: IN_PROGRESS,
+    RequestStatus.RUNNING: IN_PROGRESS,
+    RequestStatus.VERIFYING: IN_PROGRESS,
+    RequestStatus.FAILED: IN_PROGRESS,
+    RequestStatus.COMPLETED: COMPLETED,
+    RequestStatus.CANCELLED: CANCELLED,
+    RequestStatus.DENIED: CANCELLED,
 }
 
 

@@ -12,10 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from app.core.auth import require
-from app.core.broker import PLAN_ERASURE_REQUEST, enqueue
-from app.core.config import get_settings
 from app.core.db import SessionDep
-from app.core.idempotency import fingerprint, idempotent_json
+from app.core.idempotency import Idempotency
 from app.core.scopes import Scope
 from app.opendsr import service
 from app.opendsr.errors import OpenDsrRoute
@@ -50,34 +48,22 @@ def certificate() -> Response:
 def submit(
     body: OpenDsrRequestIn, request: Request, session: SessionDep, client: Writer
 ) -> Response:
-    settings = get_settings()
-    payload = body.model_dump(mode="json")
-    body_fingerprint = fingerprint(method="POST", path=request.url.path, body=payload)
-    created: list[uuid.UUID] = []
-
-    def work() -> tuple[int, dict]:
-        row, erasure, is_new = service.submit(
-            session,
-            client=client,
-            body=body,
-            fingerprint=body_fingerprint,
-            pepper=settings.pepper_bytes(),
-            due_months=settings.due_months,
-        )
-        if is_new:
-            created.append(erasure.id)
-        return 201, service.creation_body(row, erasure)
-
-    response = idempotent_json(
-        session,
+    # The specification makes `subject_request_id` the idempotency key.
+    once = Idempotency(
+        session=session,
         request=request,
         client_id=client.id,
         key=f"opendsr:{body.subject_request_id}",
-        body=payload,
-        work=work,
     )
-    if created and not client.requires_approval:
-        enqueue(PLAN_ERASURE_REQUEST, args=[str(created[0])])
+    payload = body.model_dump(mode="json")
+
+    def call() -> dict:
+        row, erasure = service.submit(
+            session, client=client, body=body, fingerprint=once.fingerprint(payload)
+        )
+        return service.creation_body(row, erasure)
+
+    response = once.run(201, call, body=payload)
     return signed_json(response.status_code, bytes(response.body))
 
 

@@ -1,4 +1,5 @@
-"""OpenDSR 2.0 requests, carried out by the erasure service (create_request, cancel)."""
+"""OpenDSR 2.0 requests, carried out by the erasure service (create_request, cancel), which
+also decides whether a request waits for approval or is planned."""
 
 from __future__ import annotations
 
@@ -62,11 +63,8 @@ def submit(
     client: ApiClient,
     body: OpenDsrRequestIn,
     fingerprint: str,
-    pepper: bytes,
-    due_months: int,
-) -> tuple[OpenDsrRequest, ErasureRequest, bool]:
-    """Create the erasure request, or return the one this `subject_request_id` already made.
-    The flag says whether it was created now."""
+) -> tuple[OpenDsrRequest, ErasureRequest]:
+    """Create the erasure request, or return the one this `subject_request_id` already made."""
     existing = session.scalar(
         select(OpenDsrRequest).where(
             OpenDsrRequest.client_id == client.id,
@@ -82,18 +80,16 @@ def submit(
                 errors=[{"pointer": "#/subject_request_id", "detail": "already used"}],
             )
         _, request = find(session, client=client, subject_request_id=body.subject_request_id)
-        return existing, request, False
+        return existing, request
     callback_urls = [str(url) for url in body.status_callback_urls]
     _check_callback_urls(callback_urls)
     request = erasure_service.create_request(
         session,
         client=client,
-        pepper=pepper,
         identities=[identity.to_identity() for identity in body.subject_identities],
         reference=f"opendsr:{body.subject_request_id}",
         reason=f"OpenDSR {body.subject_request_type} ({body.regulation})",
         callback_url=None,
-        due_months=due_months,
     )
     row = OpenDsrRequest(
         client_id=client.id,
@@ -110,7 +106,7 @@ def submit(
     session.add(row)
     session.flush()
     queue_status_callbacks(session, request=request, previous_status=None, row=row)
-    return row, request, True
+    return row, request
 
 
 def cancel(

@@ -4,7 +4,7 @@ The signature is base64 of an RSA PKCS#1 v1.5 (or ECDSA, for an EC key) SHA-256 
 the exact bytes of the body. Production configures a CA-issued certificate for the processor
 domain (`LETHE_OPENDSR_KEY_FILE`, `LETHE_OPENDSR_CERTIFICATE_FILE`); without them a self-signed
 pair is generated under the var dir on first use, which the specification does not accept
-outside development.
+outside development. Importing this module makes it the signer of OpenDSR callback deliveries.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from cryptography.x509.oid import NameOID
 
 from app.core.config import get_settings
 from app.core.db import utcnow
-from app.webhooks.signing import create_once
+from app.webhooks.models import Target
+from app.webhooks.signing import Outgoing, create_once, register_signer
 
 DOMAIN_HEADER = "X-OpenDSR-Processor-Domain"
 SIGNATURE_HEADER = "X-OpenDSR-Signature"
@@ -107,3 +108,10 @@ def signed_headers(body: bytes) -> dict[str, str]:
         DOMAIN_HEADER: get_settings().opendsr_processor_domain,
         SIGNATURE_HEADER: sign(body),
     }
+
+
+def _callback_headers(outgoing: Outgoing) -> dict[str, str]:
+    return signed_headers(outgoing.body)
+
+
+register_signer(Target.OPENDSR, _callback_headers)

@@ -9,7 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.auth import ApiClient
+from app.core.broker import RUN_JOB, TRAINING_QUEUE, enqueue_after_commit
+from app.core.config import get_settings
 from app.core.errors import NotFound, ProblemError
+from app.jobs.models import Job
+from app.jobs.service import create_train_job
 from app.lineage.service import get_dataset
 from app.registry.enums import Strategy
 from app.registry.models import MlModel, ModelVersion
@@ -137,3 +141,27 @@ def to_out(session: Session, model: MlModel) -> ModelOut:
     version = active_version(session, model=model)
     out.active_version = VersionOut.model_validate(version) if version else None
     return out
+
+
+def start_training(session: Session, *, client: ApiClient, model_id: uuid.UUID) -> Job:
+    """A training job for the model, run by a worker once the caller commits."""
+    model = get_model(session, client=client, model_id=model_id)
+    job = create_train_job(
+        session,
+        model_id=model.id,
+        client_id=model.client_id,
+        max_attempts=get_settings().job_max_attempts,
+    )
+    enqueue_after_commit(session, RUN_JOB, args=[str(job.id)], queue=TRAINING_QUEUE)
+    return job
+
+
+def serving_version(session: Session, *, client: ApiClient, model_id: uuid.UUID) -> ModelVersion:
+    """The version that answers predictions; a 409 until the model has been trained."""
+    model = get_model(session, client=client, model_id=model_id)
+    version = active_version(session, model=model)
+    if version is None:
+        raise ProblemError(
+            409, "The model has no active version yet; train it first", slug="not-trained"
+        )
+    return version

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.db import utcnow
 from app.registry.enums import VersionStatus
+from app.registry.events import VERSION_ACTIVATED, publish_version_activated
 from app.registry.models import MlModel, ModelVersion, ShardCheckpoint
 from app.registry.service import next_version_number
-from app.webhooks.outbox import emit
 
 ARTIFACT_KEYS = ("weights_key", "record_ids_key")
 
@@ -108,18 +108,12 @@ def activate(
     append_event(
         session,
         actor=SYSTEM_ACTOR,
-        action="model.version_activated",
+        action=VERSION_ACTIVATED,
         entity_type="model",
         entity_id=str(model.id),
         data=event,
     )
-    emit(
-        session,
-        client_id=model.client_id,
-        event_type="model.version_activated",
-        data=event,
-        subject=f"model:{model.id}",
-    )
+    publish_version_activated(session, client_id=model.client_id, data=event)
     return version
 
 

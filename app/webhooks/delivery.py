@@ -22,8 +22,6 @@ from sqlalchemy.orm import Session, aliased
 from app.core.broker import DELIVER_WEBHOOKS, enqueue
 from app.core.config import get_settings
 from app.core.db import utcnow
-from app.opendsr.signing import signed_headers
-from app.webhooks import signing
 from app.webhooks.models import (
     DeliveryStatus,
     EndpointStatus,
@@ -31,6 +29,7 @@ from app.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from app.webhooks.signing import Outgoing, signer_for
 from app.webhooks.urls import UnsafeUrl, check_url
 
 log = structlog.get_logger(__name__)
@@ -101,27 +100,18 @@ def parse_retry_after(value: str | None, *, now: datetime) -> timedelta | None:
 def signed_request(
     delivery: WebhookDelivery, endpoint: WebhookEndpoint | None, *, sent_at: datetime
 ) -> tuple[bytes, dict[str, str]]:
-    text = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False)
-    body = text.encode()
-    headers = {"content-type": "application/json", "user-agent": USER_AGENT}
-    if delivery.target == Target.OPENDSR.value:
-        return body, headers | signed_headers(body)
-    if delivery.target == Target.ENDPOINT.value:
-        assert endpoint is not None
-        secrets_ = [endpoint.secret]
+    body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    secrets_: tuple[str, ...] = ()
+    if endpoint is not None:
+        secrets_ = (endpoint.secret,)
         expires = endpoint.previous_secret_expires_at
         if endpoint.previous_secret and expires and expires > sent_at:
-            secrets_.append(endpoint.previous_secret)
-        signature = signing.sign_v1(
-            secrets_, msg_id=delivery.message_id, timestamp=sent_at, body=text
-        )
-    else:
-        signature = signing.sign_v1a(msg_id=delivery.message_id, timestamp=sent_at, body=text)
-    return body, headers | {
-        "webhook-id": delivery.message_id,
-        "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": signature,
-    }
+            secrets_ += (endpoint.previous_secret,)
+    sign = signer_for(Target(delivery.target))
+    outgoing = Outgoing(
+        message_id=delivery.message_id, body=body, sent_at=sent_at, secrets=secrets_
+    )
+    return body, {"content-type": "application/json", "user-agent": USER_AGENT} | sign(outgoing)
 
 
 def send(

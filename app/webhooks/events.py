@@ -1,4 +1,10 @@
-"""Event types and their thin payloads: ids, status and links, never identity values."""
+"""The event catalog, and the body every subscriber receives.
+
+The transport knows no publisher: each domain registers the event types it publishes
+(`register_event_types`, at import of its events module; `app.wiring` imports them all), and
+endpoints may subscribe only to registered types, or to `*`. Payloads are the publishers'
+business, and must stay thin: ids, statuses and links, never identity values.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +12,27 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from app.erasure.models import ErasureRequest
-
-# Every status an erasure request can enter is an event type; fallbacks and retries arrive as
-# the status they lead to (`running`, `received`). Kept as strings: this module is imported by
-# the lifecycle and must not import it back.
-REQUEST_STATUSES = (
-    "received",
-    "pending_approval",
-    "approved",
-    "denied",
-    "planning",
-    "planned",
-    "running",
-    "verifying",
-    "completed",
-    "failed",
-    "cancelled",
-)
-REQUEST_EVENTS = frozenset(f"erasure_request.{status}" for status in REQUEST_STATUSES)
-MODEL_EVENTS = frozenset({"model.version_activated"})
-EVENT_TYPES = REQUEST_EVENTS | MODEL_EVENTS
 ALL_EVENTS = "*"
+
+# Insertion-ordered set of the registered types; written only while a process is wired.
+_registered: dict[str, None] = {}
+
+
+def register_event_types(*event_types: str) -> None:
+    """Make `event_types` publishable and subscribable; registering one twice is harmless."""
+    for event_type in event_types:
+        if not event_type or event_type == ALL_EVENTS:
+            raise ValueError(f"{event_type!r} cannot be an event type")
+        _registered.setdefault(event_type, None)
+
+
+def event_types() -> frozenset[str]:
+    return frozenset(_registered)
+
+
+def check_known(event_type: str) -> None:
+    if event_type not in _registered:
+        raise ValueError(f"unknown webhook event type {event_type!r}")
 
 
 def new_message_id() -> str:
@@ -40,18 +45,6 @@ def message(*, event_type: str, occurred_at: datetime, data: dict[str, Any]) -> 
         "type": event_type,
         "timestamp": occurred_at.isoformat().replace("+00:00", "Z"),
         "data": data,
-    }
-
-
-def request_event_data(request: ErasureRequest, *, previous_status: str | None) -> dict[str, Any]:
-    base = f"/v1/erasure-requests/{request.id}"
-    return {
-        "id": str(request.id),
-        "object": "erasure_request",
-        "status": request.status,
-        "previous_status": previous_status,
-        "due_at": request.due_at.isoformat().replace("+00:00", "Z"),
-        "links": {"self": base, "events": f"{base}/events", "certificate": f"{base}/certificate"},
     }
 
 

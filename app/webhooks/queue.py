@@ -1,8 +1,8 @@
 """Adding outbox rows, and ringing the broker's doorbell once they are committed.
 
-A row is written in the caller's transaction. Only after that transaction commits does a
-session listener enqueue a delivery task (one per stream); a rollback forgets the doorbell.
-A lost message is harmless: the beat sweep finds every due row.
+A row is written in the caller's transaction. Only after that transaction commits is a
+delivery task enqueued (one per stream); a rollback forgets the doorbell. A lost message is
+harmless: the beat sweep finds every due row.
 """
 
 from __future__ import annotations
@@ -12,14 +12,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.core.broker import DELIVER_WEBHOOKS, enqueue
+from app.core.broker import DELIVER_WEBHOOKS, enqueue_after_commit
 from app.core.db import utcnow
 from app.webhooks.models import Target, WebhookDelivery
-
-_DOORBELL = "lethe.webhooks.doorbell"
 
 
 def stream_key(*, target: Target, destination: str, subject: str) -> str:
@@ -69,16 +66,6 @@ def add_delivery(
 
 def ring_after_commit(session: Session, delivery: WebhookDelivery) -> None:
     """Enqueue a delivery task for `delivery`'s stream once this transaction commits."""
-    session.info.setdefault(_DOORBELL, {}).setdefault(delivery.stream, delivery.id)
-
-
-@event.listens_for(Session, "after_commit")
-def _ring_doorbell(session: Session) -> None:
-    heads: dict[str, int] | None = session.info.pop(_DOORBELL, None)
-    for delivery_id in (heads or {}).values():
-        enqueue(DELIVER_WEBHOOKS, args=[delivery_id])
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_doorbell(session: Session) -> None:
-    session.info.pop(_DOORBELL, None)
+    enqueue_after_commit(
+        session, DELIVER_WEBHOOKS, args=[delivery.id], dedupe_key=("webhooks", delivery.stream)
+    )

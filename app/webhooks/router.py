@@ -1,16 +1,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from app.core.auth import ApiClient, require
+from app.core.auth import require
 from app.core.db import SessionDep
-from app.core.idempotency import idempotent_json
+from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.scopes import Scope
 from app.webhooks import service
@@ -29,7 +28,6 @@ from app.webhooks.signing import callback_public_key
 router = APIRouter(tags=["webhooks"])
 Writer = require(Scope.REQUESTS_WRITE)
 Reader = require(Scope.REQUESTS_READ)
-IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 ENDPOINTS = "/v1/webhook-endpoints"
@@ -48,40 +46,17 @@ def _delivery_out(delivery: WebhookDelivery) -> dict:
     return DeliveryOut.model_validate(delivery).model_dump(mode="json")
 
 
-def _idempotent(
-    request: Request,
-    session: SessionDep,
-    client: ApiClient,
-    key: str | None,
-    body: dict,
-    work: Callable[[], tuple[int, dict]],
-) -> JSONResponse:
-    return idempotent_json(
-        session,
-        request=request,
-        client_id=client.id,
-        key=key,
-        body=body,
-        work=work,
-    )
-
-
 @router.post(ENDPOINTS, status_code=201, response_model=EndpointWithSecret)
 def create_endpoint(
-    body: EndpointCreate,
-    request: Request,
-    session: SessionDep,
-    client: Writer,
-    idempotency_key: IdempotencyKeyHeader = None,
+    body: EndpointCreate, session: SessionDep, client: Writer, once: Idempotent
 ) -> JSONResponse:
-    def work() -> tuple[int, dict]:
+    def call() -> dict:
         endpoint, secret = service.create_endpoint(
             session, client=client, url=str(body.url), events=body.events
         )
-        return 201, _endpoint_out(endpoint, secret=secret)
+        return _endpoint_out(endpoint, secret=secret)
 
-    payload = body.model_dump(mode="json")
-    return _idempotent(request, session, client, idempotency_key, payload, work)
+    return once.run(201, call, body=body)
 
 
 @router.get(ENDPOINTS, response_model=list[EndpointOut])
@@ -104,25 +79,23 @@ def delete_endpoint(endpoint_id: uuid.UUID, session: SessionDep, client: Writer)
 @router.post(ENDPOINTS + "/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret)
 def rotate_secret(
     endpoint_id: uuid.UUID,
-    request: Request,
     session: SessionDep,
     client: Writer,
+    once: Idempotent,
     body: RotateSecret | None = None,
-    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     rotation = body or RotateSecret()
 
-    def work() -> tuple[int, dict]:
+    def call() -> dict:
         endpoint, secret = service.rotate_secret(
             session,
             client=client,
             endpoint_id=endpoint_id,
             overlap=timedelta(hours=rotation.overlap_hours),
         )
-        return 200, _endpoint_out(endpoint, secret=secret)
+        return _endpoint_out(endpoint, secret=secret)
 
-    payload = rotation.model_dump(mode="json")
-    return _idempotent(request, session, client, idempotency_key, payload, work)
+    return once.run(200, call, body=rotation)
 
 
 @router.get(ENDPOINTS + "/{endpoint_id}/deliveries", response_model=DeliveryPage)
@@ -148,18 +121,18 @@ def endpoint_deliveries(
 def redeliver_to_endpoint(
     endpoint_id: uuid.UUID,
     delivery_id: DeliveryId,
-    request: Request,
     session: SessionDep,
     client: Writer,
-    idempotency_key: IdempotencyKeyHeader = None,
+    once: Idempotent,
 ) -> JSONResponse:
-    def work() -> tuple[int, dict]:
-        delivery = service.redeliver(
-            session, client=client, delivery_id=delivery_id, endpoint_id=endpoint_id
+    def call() -> dict:
+        return _delivery_out(
+            service.redeliver(
+                session, client=client, delivery_id=delivery_id, endpoint_id=endpoint_id
+            )
         )
-        return 202, _delivery_out(delivery)
 
-    return _idempotent(request, session, client, idempotency_key, {}, work)
+    return once.run(202, call)
 
 
 @router.get("/v1/webhook-deliveries", response_model=DeliveryPage)
@@ -187,18 +160,12 @@ def all_deliveries(
     "/v1/webhook-deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut
 )
 def redeliver(
-    delivery_id: DeliveryId,
-    request: Request,
-    session: SessionDep,
-    client: Writer,
-    idempotency_key: IdempotencyKeyHeader = None,
+    delivery_id: DeliveryId, session: SessionDep, client: Writer, once: Idempotent
 ) -> JSONResponse:
-    def work() -> tuple[int, dict]:
-        return 202, _delivery_out(
-            service.redeliver(session, client=client, delivery_id=delivery_id)
-        )
+    def call() -> dict:
+        return _delivery_out(service.redeliver(session, client=client, delivery_id=delivery_id))
 
-    return _idempotent(request, session, client, idempotency_key, {}, work)
+    return once.run(202, call)
 
 
 @router.get("/v1/webhook-signing-key", response_model=SigningKeyOut)

@@ -4,6 +4,10 @@ Registered endpoints share an HMAC secret with us (`whsec_...`) and get `v1` sig
 the `standardwebhooks` library. A request's `callback_url` has no shared secret, so those
 deliveries carry a `v1a` signature (Ed25519, the Standard Webhooks asymmetric scheme) that anyone
 can check against the public key at `GET /v1/webhook-signing-key`.
+
+Each delivery target has one signer, which turns an outgoing body into headers. The two above
+are built in; a package that adds a target registers its own (`register_signer`), so that
+delivery never needs to know who added it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import fcntl
 import os
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from math import floor
@@ -23,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from standardwebhooks import Webhook
 
 from app.core.config import get_settings
+from app.webhooks.models import Target
 
 SECRET_PREFIX = "whsec_"
 SIGNING_KEY_PREFIX = "whsk_"
@@ -78,3 +84,58 @@ def callback_public_key() -> str:
 def sign_v1a(*, msg_id: str, timestamp: datetime, body: str) -> str:
     signed = f"{msg_id}.{floor(timestamp.timestamp())}.{body}".encode()
     return "v1a," + base64.b64encode(callback_signing_key().sign(signed)).decode()
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One attempt of one delivery, as its signer sees it."""
+
+    message_id: str
+    body: bytes  # the exact bytes sent
+    sent_at: datetime
+    secrets: tuple[str, ...] = ()  # an endpoint's secrets valid now, newest first
+
+
+Signer = Callable[[Outgoing], dict[str, str]]
+_signers: dict[Target, Signer] = {}
+
+
+def register_signer(target: Target, signer: Signer) -> None:
+    """Sign every delivery to `target` with `signer`; registering it again is harmless."""
+    if _signers.setdefault(target, signer) is not signer:
+        raise ValueError(f"deliveries to {target.value!r} already have a signer")
+
+
+def signer_for(target: Target) -> Signer:
+    try:
+        return _signers[target]
+    except KeyError:
+        raise LookupError(f"no signer registered for {target.value!r} deliveries") from None
+
+
+def _standard_headers(outgoing: Outgoing, signature: str) -> dict[str, str]:
+    return {
+        "webhook-id": outgoing.message_id,
+        "webhook-timestamp": str(int(outgoing.sent_at.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def _endpoint_headers(outgoing: Outgoing) -> dict[str, str]:
+    if not outgoing.secrets:
+        raise ValueError("a delivery to an endpoint is signed with the endpoint's secret")
+    text = outgoing.body.decode()
+    signature = sign_v1(
+        list(outgoing.secrets), msg_id=outgoing.message_id, timestamp=outgoing.sent_at, body=text
+    )
+    return _standard_headers(outgoing, signature)
+
+
+def _callback_headers(outgoing: Outgoing) -> dict[str, str]:
+    text = outgoing.body.decode()
+    signature = sign_v1a(msg_id=outgoing.message_id, timestamp=outgoing.sent_at, body=text)
+    return _standard_headers(outgoing, signature)
+
+
+register_signer(Target.ENDPOINT, _endpoint_headers)
+register_signer(Target.CALLBACK, _callback_headers)

@@ -25,7 +25,7 @@ def seen():
 
     jobs.on_job_change(listener)
     yield changes
-    jobs._listeners.remove(listener)
+    jobs.remove_job_listener(listener)
 
 
 def test_training_a_busy_model_is_refused(sqlite_session, model_id, client_id):

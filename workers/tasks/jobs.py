@@ -27,7 +27,6 @@ from app.core.broker import (
 )
 from app.core.config import get_settings
 from app.core.db import utcnow
-from app.erasure import progress  # noqa: F401  (requests follow their jobs through its hook)
 from app.erasure.planning import left_unplanned
 from app.jobs import service as jobs
 from app.jobs.enums import JobKind, JobStage
