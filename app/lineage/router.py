@@ -6,9 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.core.auth import require
-from app.core.config import get_settings
 from app.core.db import SessionDep
-from app.core.errors import ProblemError
 from app.core.idempotency import Idempotent
 from app.core.scopes import Scope
 from app.lineage import service
@@ -50,23 +48,9 @@ def add_records(
     client: LineageWriter,
     once: Idempotent,
 ) -> JSONResponse:
-    settings = get_settings()
-    if len(body.records) > settings.max_records_per_call:
-        raise ProblemError(
-            422,
-            f"At most {settings.max_records_per_call} records per call; "
-            "use `lethe records import` for larger sets",
-            slug="too-many-records",
-            errors=[{"pointer": "#/records", "detail": "too many records"}],
-        )
-    dataset = service.get_dataset(session, client=client, dataset_id=dataset_id)
-
     def call() -> dict:
-        rows, feature_count = service.rows_from_api(
-            pepper=settings.pepper_bytes(), records=body.records
-        )
-        result = service.add_records(
-            session, dataset=dataset, rows=rows, feature_count=feature_count
+        dataset, result = service.add_api_records(
+            session, client=client, dataset_id=dataset_id, records=body.records
         )
         out = RecordsAdded(
             dataset_id=dataset.id, added=result.added, new_subjects=result.new_subjects

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.auth import ApiClient
+from app.core.config import get_settings
 from app.core.errors import NotFound, ProblemError
 from app.lineage.bulk import DuplicateKeys, InsertResult, RecordRow, insert_records
 from app.lineage.identity import identity_hash
@@ -190,3 +191,21 @@ def purge_claimed(
             delete(DataSubject).where(DataSubject.id.in_(removable))
         ).rowcount
     return records, subjects
+
+
+def add_api_records(
+    session: Session, *, client: ApiClient, dataset_id: uuid.UUID, records: Sequence[RecordIn]
+) -> tuple[Dataset, InsertResult]:
+    """Records sent to `POST /v1/datasets/{id}/records`, within the per-call limit."""
+    settings = get_settings()
+    if len(records) > settings.max_records_per_call:
+        raise ProblemError(
+            422,
+            f"At most {settings.max_records_per_call} records per call; "
+            "use `lethe records import` for larger sets",
+            slug="too-many-records",
+            errors=[{"pointer": "#/records", "detail": "too many records"}],
+        )
+    dataset = get_dataset(session, client=client, dataset_id=dataset_id)
+    rows, feature_count = rows_from_api(pepper=settings.pepper_bytes(), records=records)
+    return dataset, add_records(session, dataset=dataset, rows=rows, feature_count=feature_count)
