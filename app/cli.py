@@ -222,13 +222,13 @@ def verify_certificate(
 
 def _register_benchmarks() -> None:
     try:
-        from workers.bench.sisa import sisa
+        from bench.sisa import sisa
     except ImportError:
         pass
     else:
         bench_cli.command("sisa")(sisa)
     try:
-        from workers.bench.approximate import approximate
+        from bench.approximate import approximate
     except ImportError:
         pass
     else:
