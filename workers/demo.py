@@ -87,12 +87,11 @@ def demo(
     from app.core.auth import create_client
     from app.core.config import get_settings
     from app.core.db import get_sessionmaker
+    from app.core.migrate import ensure_schema
     from workers.engine.data import synthetic_purchase
 
     started = time.perf_counter()
-    from app.cli import _ensure_schema
-
-    _ensure_schema()
+    ensure_schema()
     with get_sessionmaker()() as session:
         key = create_client(
             session,
