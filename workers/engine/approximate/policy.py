@@ -34,7 +34,7 @@ class ApproximatePolicy:
     """How a model unlearns approximately, and when the result is not accepted.
 
     Attributes:
-        method: a name from the method registry. Default ``neggrad_plus``.
+        method: a name from the method catalog. Default ``neggrad_plus``.
         settings: that method's settings dataclass; None means its defaults.
         verification: thresholds of the membership-inference gate.
         max_test_accuracy_drop: the largest fall in test accuracy (a fraction, 0.05 = five
