@@ -66,7 +66,9 @@ class ApproximatePolicy:
                 f"settings: method {self.method!r} takes {spec.settings_type.__name__}, "
                 f"got {type(self.settings).__name__}"
             )
-        if not isinstance(self.verification, VerificationSettings):
+        # Checked at run time too: a policy may be built from untyped values.
+        verification: object = self.verification
+        if not isinstance(verification, VerificationSettings):
             problems.append("verification: expected VerificationSettings")
         problems += _scalar_problems(
             max_test_accuracy_drop=self.max_test_accuracy_drop, fallback=self.fallback
