@@ -12,6 +12,7 @@ RUN useradd --create-home --uid 10001 lethe
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY workers ./workers
+COPY bench ./bench
 COPY migrations ./migrations
 
 FROM base AS api

@@ -25,15 +25,6 @@ cli.add_typer(records_cli, name="records")
 cli.add_typer(bench_cli, name="bench")
 
 
-def _ensure_schema() -> None:
-    from app.core.migrate import upgrade
-
-    settings = get_settings()
-    if settings.is_embedded:
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
-
-
 @cli.command()
 def migrate(revision: Annotated[str, typer.Option(help="Target revision.")] = "head") -> None:
     """Apply database migrations (the container prestart runs this)."""
@@ -86,8 +77,10 @@ def serve(
     embedded default: SQLite and a local queue under ./var/."""
     import uvicorn
 
+    from app.core.migrate import ensure_schema
+
     settings = get_settings()
-    _ensure_schema()
+    ensure_schema()
     _bootstrap_admin()
     worker_process = None
     if with_worker:
@@ -120,8 +113,9 @@ def clients_create(
 ) -> None:
     """Create an API client and print its key (shown only once)."""
     from app.core.auth import create_client
+    from app.core.migrate import ensure_schema
 
-    _ensure_schema()
+    ensure_schema()
     wanted = [s.strip() for s in scopes.split(",") if s.strip()]
     with get_sessionmaker()() as session:
         try:
@@ -146,11 +140,12 @@ def records_import(
 ) -> None:
     """Import training records from a CSV or NPZ file, in chunks, with progress."""
     from app.core.errors import ProblemError
+    from app.core.migrate import ensure_schema
     from app.lineage.importer import ImportFileError, count_rows, read_csv, read_npz
     from app.lineage.models import Dataset
     from app.lineage.service import add_records
 
-    _ensure_schema()
+    ensure_schema()
     settings = get_settings()
     reader = read_npz if path.suffix.lower() == ".npz" else read_csv
     total = count_rows(path)
@@ -222,13 +217,13 @@ def verify_certificate(
 
 def _register_benchmarks() -> None:
     try:
-        from workers.bench.sisa import sisa
+        from bench.sisa import sisa
     except ImportError:
         pass
     else:
         bench_cli.command("sisa")(sisa)
     try:
-        from workers.bench.approximate import approximate
+        from bench.approximate import approximate
     except ImportError:
         pass
     else:

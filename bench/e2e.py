@@ -21,8 +21,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import numpy as np
@@ -31,10 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import free_port, machine, scratch_database
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _wait(predicate, timeout: float, every: float = 0.05):
+T = TypeVar("T")
+
+
+def _wait(predicate: Callable[[], T | None], timeout: float, every: float = 0.05) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -74,7 +82,7 @@ def main() -> None:
         print(f"{key}: {value}")
 
 
-def _run(args: argparse.Namespace, *, env: dict[str, str], var: Path, url: str) -> dict:
+def _run(args: argparse.Namespace, *, env: dict[str, str], var: Path, url: str) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
     from app.core.auth import create_client
@@ -211,7 +219,9 @@ def _ok(api: httpx.Client) -> bool:
         return False
 
 
-def _one(api: httpx.Client, engine, model_id: str, person: int, *, var: Path) -> dict:
+def _one(
+    api: httpx.Client, engine: Engine, model_id: str, person: int, *, var: Path
+) -> dict[str, Any]:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -226,7 +236,9 @@ def _one(api: httpx.Client, engine, model_id: str, person: int, *, var: Path) ->
 
     with Session(engine) as session:
         model = session.get(MlModel, uuid.UUID(model_id))
-        version = session.get(ModelVersion, model.active_version_id)
+        version = session.get(ModelVersion, model.active_version_id) if model else None
+        if model is None or version is None:
+            raise RuntimeError(f"model {model_id} has no active version")
         manifest = version.manifest
         train = load_records(
             session,
@@ -249,14 +261,12 @@ def _one(api: httpx.Client, engine, model_id: str, person: int, *, var: Path) ->
     created = api.post(
         "/v1/erasure-requests", json={"identities": [{"type": "user_id", "value": f"p-{person}"}]}
     ).json()
-    final = _wait(
-        lambda: (
-            (b := api.get(f"/v1/erasure-requests/{created['id']}").json())["status"]
-            in ("completed", "failed")
-            and b
-        ),
-        timeout=3600,
-    )
+
+    def finished() -> dict[str, Any] | None:
+        body: dict[str, Any] = api.get(f"/v1/erasure-requests/{created['id']}").json()
+        return body if body["status"] in ("completed", "failed") else None
+
+    final = _wait(finished, timeout=3600)
     e2e = time.perf_counter() - started
     assert final["status"] == "completed", final
     events = api.get(f"/v1/erasure-requests/{created['id']}/events").json()

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -56,7 +57,9 @@ def _start(app_args: list[str], env: dict[str, str], port: int) -> subprocess.Po
     raise RuntimeError(f"{app_args[0]} did not start")
 
 
-async def _load(url: str, headers: dict[str, str], *, total: int, concurrency: int) -> dict:
+async def _load(
+    url: str, headers: dict[str, str], *, total: int, concurrency: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     failures = 0
     counter = iter(range(total))
@@ -85,8 +88,8 @@ async def _load(url: str, headers: dict[str, str], *, total: int, concurrency: i
     }
 
 
-def _median(runs: list[dict]) -> float:
-    values = sorted(r["throughput_rps"] for r in runs)
+def _median(runs: list[dict[str, Any]]) -> float:
+    values = sorted(float(r["throughput_rps"]) for r in runs)
     return values[len(values) // 2]
 
 
@@ -129,7 +132,7 @@ def main() -> None:
                 {"Authorization": f"Bearer {key}"},
             ),
         }
-        rounds: dict[str, list[dict]] = {name: [] for name in targets}
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         # Alternate the two servers round by round, so drift on the machine hits both alike.
         for _ in range(args.rounds):
             for name, (app, path, headers) in targets.items():

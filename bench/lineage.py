@@ -97,9 +97,10 @@ def main() -> None:
             check=True,
         )
         wall = time.perf_counter() - started
-        reported = float(
-            re.search(r"\(([\d,]+) records/s\)", result.stdout).group(1).replace(",", "")
-        )
+        rate = re.search(r"\(([\d,]+) records/s\)", result.stdout)
+        if rate is None:
+            raise RuntimeError(f"lethe records import printed no rate: {result.stdout!r}")
+        reported = float(rate.group(1).replace(",", ""))
 
         target = IdentityHash(
             type="user_id",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -24,7 +25,7 @@ class Row(Base):
     __tablename__ = "bench_minimal_rows"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

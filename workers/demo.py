@@ -13,7 +13,9 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import httpx
 import typer
@@ -21,7 +23,11 @@ import typer
 SEEN_STATUSES = ("completed", "failed", "denied", "cancelled")
 
 
-def _wait(predicate: Any, *, timeout: float, every: float = 0.5) -> Any:
+T = TypeVar("T")
+
+
+def _wait(predicate: Callable[[], T | None], *, timeout: float, every: float = 0.5) -> T:
+    """The first truthy value `predicate` returns, polling every `every` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -87,12 +93,11 @@ def demo(
     from app.core.auth import create_client
     from app.core.config import get_settings
     from app.core.db import get_sessionmaker
+    from app.core.migrate import ensure_schema
     from workers.engine.data import synthetic_purchase
 
     started = time.perf_counter()
-    from app.cli import _ensure_schema
-
-    _ensure_schema()
+    ensure_schema()
     with get_sessionmaker()() as session:
         key = create_client(
             session,
@@ -218,14 +223,14 @@ def _scenario(client: DemoClient, *, np: Any, data: Any, people: int) -> None:
         request_ids.append(created["id"])
         typer.echo(f"   request {created['id']}: {created['status']}, due {created['due_at'][:10]}")
 
-    finals = [_wait(lambda r=r: _final(client, r), timeout=600, every=1.0) for r in request_ids]
+    finals = [_wait(partial(_final, client, r), timeout=600, every=1.0) for r in request_ids]
     typer.echo("\n4. What happened")
     for final in finals:
         trail = client.call("GET", f"/v1/erasure-requests/{final['id']}/events")
         steps = " -> ".join(e["action"].split(".", 1)[1] for e in trail)
         typer.echo(f"   {final['reference']}: {final['plan']['records_found']} records; {steps}")
     for name, model in models.items():
-        after = _wait(lambda m=model: _evaluated(client, m["id"]), timeout=120)
+        after = _wait(partial(_evaluated, client, model["id"]), timeout=120)
         verification = after["metrics"].get("verification", {})
         typer.echo(
             f"   {name}: v{before[name]['number']} -> v{after['number']} ({after['method']}), "

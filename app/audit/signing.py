@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from joserfc import jws
-from joserfc.jwk import KeySet, OKPKey
+from joserfc.jwk import KeySet, KeySetSerialization, OKPKey
 
 ALGORITHM = "Ed25519"
 
@@ -47,7 +47,8 @@ class InvalidSignature(ValueError):
 def verify_token(token: str, key_set: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check a compact JWS against a JWKS document; returns (header, claims)."""
     try:
-        keys = KeySet.import_key_set(key_set)
+        # The document comes from outside (a file, a URL): import_key_set checks its shape.
+        keys = KeySet.import_key_set(cast(KeySetSerialization, key_set))
         verified = jws.deserialize_compact(token, keys, algorithms=[ALGORITHM])
     except Exception as exc:  # joserfc raises several error types; all mean "not valid"
         raise InvalidSignature(f"signature does not verify: {type(exc).__name__}") from exc

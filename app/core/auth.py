@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -131,8 +132,9 @@ def _current_client(request: Request, session: SessionDep) -> ApiClient:
 CurrentClient = Annotated[ApiClient, Depends(_current_client)]
 
 
-def require(scope: Scope) -> type[ApiClient]:
-    """A dependency alias for a client that holds `scope` (admin holds every scope)."""
+def scope_check(scope: Scope) -> Callable[[ApiClient], ApiClient]:
+    """A dependency that passes the current client on when it holds `scope` (admin holds every
+    scope), else answers 403."""
 
     def _check(client: CurrentClient) -> ApiClient:
         if not client.has(scope):
@@ -141,4 +143,19 @@ def require(scope: Scope) -> type[ApiClient]:
             )
         return client
 
-    return Annotated[ApiClient, Depends(_check)]  # type: ignore[return-value]
+    return _check
+
+
+# The current client, holding one scope: annotate a route's parameter with one of these.
+RequestsWriter = Annotated[ApiClient, Depends(scope_check(Scope.REQUESTS_WRITE))]
+RequestsReader = Annotated[ApiClient, Depends(scope_check(Scope.REQUESTS_READ))]
+LineageWriter = Annotated[ApiClient, Depends(scope_check(Scope.LINEAGE_WRITE))]
+ModelsWriter = Annotated[ApiClient, Depends(scope_check(Scope.MODELS_WRITE))]
+AdminClient = Annotated[ApiClient, Depends(scope_check(Scope.ADMIN))]
+
+
+def require(scope: Scope) -> type[ApiClient]:
+    """The same alias built at run time. FastAPI reads it, but a type checker cannot take a
+    function's result as a type: prefer the aliases above (`RequestsWriter`, ...)."""
+    # An Annotated form is no `type` to mypy; FastAPI reads it at run time all the same.
+    return Annotated[ApiClient, Depends(scope_check(scope))]  # type: ignore[return-value]

@@ -163,6 +163,8 @@ def _copy_rows(
     now: object,
 ) -> None:
     raw = session.connection().connection.driver_connection
+    if raw is None:
+        raise RuntimeError("the session's database connection is closed")
     with raw.cursor() as cursor:
         if new_subjects:
             with cursor.copy("COPY data_subjects (id, created_at) FROM STDIN") as copy:

@@ -41,7 +41,7 @@ def _row(
     identity_type: str,
     identity_value: str,
     identity_format: str,
-    label: object,
+    label: str,
     split: str,
     features: np.ndarray,
 ) -> RecordRow:
@@ -58,8 +58,8 @@ def _row(
     if not key or len(key) > 200:
         raise ImportFileError(f"row {line}: key must be 1 to 200 characters")
     try:
-        label_int = int(label)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        label_int = int(label)
+    except ValueError:
         raise ImportFileError(f"row {line}: label must be a non-negative integer") from None
     if label_int < 0:
         raise ImportFileError(f"row {line}: label must be a non-negative integer")

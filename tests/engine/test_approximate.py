@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from workers.engine.approximate.catalog import method_names
+from workers.engine.approximate.methods import get_method, run_method
 from workers.engine.approximate.policy import ApproximatePolicy
-from workers.engine.approximate.registry import get_method, run_method
 from workers.engine.approximate.settings import (
     FinetuneSettings,
     L1SparseSettings,
@@ -55,7 +55,7 @@ def toy():
     }
 
 
-def test_registry_covers_every_method():
+def test_methods_cover_every_catalog_entry():
     assert set(method_names()) == set(TOY_SETTINGS)
     for name, settings in TOY_SETTINGS.items():
         assert isinstance(settings, get_method(name).settings_type)

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from workers.engine.approximate.methods import get_method
 from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
-from workers.engine.approximate.registry import get_method
 from workers.engine.approximate.settings import NegGradPlusSettings, ScrubSettings
 from workers.engine.mia import VerificationSettings
 

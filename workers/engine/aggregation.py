@@ -21,14 +21,16 @@ def aggregate(*, probabilities: np.ndarray, mode: Aggregation = "mean") -> np.nd
     if probabilities.ndim != 3 or probabilities.shape[0] == 0:
         raise ValueError("expected probabilities of shape [shards, n, classes] with shards >= 1")
     if mode == "mean":
-        return probabilities.mean(axis=0)
+        mean: np.ndarray = probabilities.mean(axis=0)
+        return mean
     if mode == "vote":
         shards, count, classes = probabilities.shape
         winners = probabilities.argmax(axis=2)
         votes = np.zeros((count, classes), dtype=np.float32)
         for shard_winners in winners:
             votes[np.arange(count), shard_winners] += 1.0
-        return votes / shards
+        shares: np.ndarray = votes / shards
+        return shares
     raise ValueError(f"unknown aggregation {mode!r}; expected one of {AGGREGATIONS}")
 
 

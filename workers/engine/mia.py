@@ -62,7 +62,9 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from workers.engine.mia_settings import ATTACK_SCORES, AttackScore, VerificationSettings
+# VerificationSettings is part of this module's API (membership_test takes it).
+from workers.engine.mia_settings import ATTACK_SCORES, AttackScore
+from workers.engine.mia_settings import VerificationSettings as VerificationSettings
 
 Verdict = Literal["pass", "remembers", "over_forgot"]
 _SCORE_LIMIT = 1e12
@@ -131,10 +133,13 @@ def membership_scores(
     others[rows, chosen] = -np.inf
     top = others.max(axis=1, keepdims=True)
     log_rest = top[:, 0] + np.log(np.exp(others - top).sum(axis=1))
-    scores = logits[rows, chosen] - log_rest
+    scores: np.ndarray = logits[rows, chosen] - log_rest
     # A diverged model's NaN or infinite outputs rank as fitting nothing (or everything) rather
     # than breaking the test; the utility check is what rejects such a model.
-    return np.clip(np.nan_to_num(scores, nan=-_SCORE_LIMIT), -_SCORE_LIMIT, _SCORE_LIMIT)
+    clipped: np.ndarray = np.clip(
+        np.nan_to_num(scores, nan=-_SCORE_LIMIT), -_SCORE_LIMIT, _SCORE_LIMIT
+    )
+    return clipped
 
 
 @torch.no_grad()
@@ -257,8 +262,11 @@ def membership_test_from_scores(
 class LabelledRecords(Protocol):
     """What the test reads from a record set (``workers.engine.data.RecordArrays`` fits)."""
 
-    features: np.ndarray
-    labels: np.ndarray
+    @property
+    def features(self) -> np.ndarray: ...
+
+    @property
+    def labels(self) -> np.ndarray: ...
 
 
 def membership_test(

@@ -25,7 +25,11 @@ from workers.engine.checkpoints import CheckpointStore, SliceManifest, checkpoin
 from workers.engine.data import RecordArrays
 from workers.engine.device import pick_device
 from workers.engine.partition import partition
-from workers.engine.sisa_model import ShardState, SisaConfig, SisaModel
+
+# SisaConfig and SisaModel are part of this module's API (train_sisa takes and returns them).
+from workers.engine.sisa_model import ShardState
+from workers.engine.sisa_model import SisaConfig as SisaConfig
+from workers.engine.sisa_model import SisaModel as SisaModel
 from workers.engine.training import StateDict, build_model, epoch_sizes, train_model
 
 
@@ -78,7 +82,10 @@ def state_to_bytes(state: StateDict) -> bytes:
 
 
 def state_from_bytes(raw: bytes) -> dict[str, torch.Tensor]:
-    return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"expected a saved state dict, got {type(state).__name__}")
+    return state
 
 
 def stage_seed(*, seed: int, shard: int, stage: int) -> int:
@@ -101,6 +108,12 @@ class _ShardPlan:
             for stage in range(self.resume_from + 1, len(self.manifests))
             if self.manifests[stage] is not None
         ]
+
+    @property
+    def resume_key(self) -> str | None:
+        """The stored checkpoint that training resumes from; None to train from scratch."""
+        manifest = self.manifests[self.resume_from] if self.resume_from >= 0 else None
+        return manifest.key if manifest is not None else None
 
 
 class _ProgressTracker:
@@ -235,9 +248,8 @@ def train_sisa(
         shard_started = time.perf_counter()
         to_train = plan.stages_to_train
         state: StateDict | None = None
-        if to_train and plan.resume_from >= 0:
-            resume_key = plan.manifests[plan.resume_from].key  # type: ignore[union-attr]
-            state = state_from_bytes(checkpoints.get_state(key=resume_key))
+        if to_train and plan.resume_key is not None:
+            state = state_from_bytes(checkpoints.get_state(key=plan.resume_key))
         model: nn.Module | None = None
         for stage in to_train:
             manifest = plan.manifests[stage]

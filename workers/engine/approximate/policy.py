@@ -34,7 +34,7 @@ class ApproximatePolicy:
     """How a model unlearns approximately, and when the result is not accepted.
 
     Attributes:
-        method: a name from the method registry. Default ``neggrad_plus``.
+        method: a name from the method catalog. Default ``neggrad_plus``.
         settings: that method's settings dataclass; None means its defaults.
         verification: thresholds of the membership-inference gate.
         max_test_accuracy_drop: the largest fall in test accuracy (a fraction, 0.05 = five
@@ -66,7 +66,9 @@ class ApproximatePolicy:
                 f"settings: method {self.method!r} takes {spec.settings_type.__name__}, "
                 f"got {type(self.settings).__name__}"
             )
-        if not isinstance(self.verification, VerificationSettings):
+        # Checked at run time too: a policy may be built from untyped values.
+        verification: object = self.verification
+        if not isinstance(verification, VerificationSettings):
             problems.append("verification: expected VerificationSettings")
         problems += _scalar_problems(
             max_test_accuracy_drop=self.max_test_accuracy_drop, fallback=self.fallback

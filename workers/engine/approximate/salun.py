@@ -34,7 +34,10 @@ def saliency_masks(
         batch = slice(start, start + _SALIENCY_BATCH)
         loss = F.cross_entropy(model(features[batch]), labels[batch], reduction="sum")
         loss.backward()
-    magnitudes = [p.grad.abs() for p in model.parameters()]
+    # A parameter the loss does not reach has no gradient: it is never salient.
+    magnitudes = [
+        p.grad.abs() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()
+    ]
     model.zero_grad(set_to_none=True)
     everything = torch.cat([m.flatten() for m in magnitudes])
     keep = max(1, round(fraction * everything.numel()))
@@ -95,7 +98,8 @@ def salun(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         for parameter, mask in zip(parameters, masks, strict=True):
-            parameter.grad.mul_(mask)
+            if parameter.grad is not None:
+                parameter.grad.mul_(mask)
         optimizer.step()
         reporter.step(step + 1)
     return finish(student)

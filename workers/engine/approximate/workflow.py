@@ -11,8 +11,8 @@ import numpy as np
 from torch import nn
 
 from workers.engine.approximate.loops import StepProgress
+from workers.engine.approximate.methods import run_method
 from workers.engine.approximate.policy import ApproximatePolicy
-from workers.engine.approximate.registry import run_method
 from workers.engine.data import RecordArrays
 from workers.engine.mia import MembershipTestResult, membership_test
 from workers.engine.training import accuracy

@@ -16,11 +16,14 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from workers.engine.sisa import ProgressCallback, ProgressEvent
 
 
 def sisa(
@@ -82,7 +85,7 @@ def sisa(
     config = SisaConfig(shards=shards, slices=slices, seed=seed)
     device = pick_device()
     train = data.train
-    say = (lambda _line: None) if json_output else typer.echo
+    say: Callable[[str], None] = (lambda _line: None) if json_output else typer.echo
 
     with tempfile.TemporaryDirectory(prefix="lethe-bench-") as root:
         _warm_up(spec=spec, data=train, num_classes=data.num_classes, device=device, root=root)
@@ -294,13 +297,13 @@ def _warm_up(*, spec: Any, data: Any, num_classes: int, device: Any, root: str) 
 
 
 @contextmanager
-def _progress_bar(*, description: str, disable: bool) -> Iterator[Any]:
+def _progress_bar(*, description: str, disable: bool) -> Iterator[ProgressCallback]:
     """A SISA progress callback that drives a tqdm bar on stderr."""
     from tqdm import tqdm
 
     with tqdm(total=1000, desc=description, disable=disable, leave=False) as shown:
 
-        def on_progress(event: Any) -> None:
+        def on_progress(event: ProgressEvent) -> None:
             shown.set_postfix(shard=event.shard, slice=event.slice, refresh=False)
             shown.update(round(event.fraction * 1000) - shown.n)
 

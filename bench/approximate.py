@@ -18,10 +18,14 @@ import json
 import statistics
 import time
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import typer
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FORGET_SETS = ("random1pct", "subjects20")
 ACCURACY_GOAL = 0.02
@@ -91,7 +95,7 @@ def approximate(
         raise typer.BadParameter(f"unknown methods {unknown_methods}", param_hint="--methods")
     if dataset not in ("synthetic-purchase", "digits"):
         raise typer.BadParameter(f"unknown dataset {dataset!r}", param_hint="--dataset")
-    say = (lambda _line: None) if json_output else typer.echo
+    say: Callable[[str], None] = (lambda _line: None) if json_output else typer.echo
     verification = VerificationSettings()
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     gate_passes: dict[str, list[float]] = {}
@@ -105,7 +109,9 @@ def approximate(
             data = engine_data.digits(seed=seed)
             spec = get_architecture("cnn")
 
-        def train(records_to_fit: Any, *, spec: Any = spec, seed: int = seed, data: Any = data):
+        def train(
+            records_to_fit: Any, *, spec: Any = spec, seed: int = seed, data: Any = data
+        ) -> nn.Module:
             return train_model(
                 spec=spec,
                 data=records_to_fit,
@@ -216,9 +222,9 @@ def approximate(
             typer.echo(json.dumps(_gate_summary(dataset, forget_set, passes)))
         return
     for forget_set in forget:
-        rows = [s for s in summaries if s["forget_set"] == forget_set]
+        table = [s for s in summaries if s["forget_set"] == forget_set]
         say("")
-        say(_markdown_table(dataset=dataset, forget_set=forget_set, rows=rows))
+        say(_markdown_table(dataset=dataset, forget_set=forget_set, rows=table))
         if gate_passes.get(forget_set):
             gate = _gate_summary(dataset, forget_set, gate_passes[forget_set])
             say(

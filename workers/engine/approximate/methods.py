@@ -12,7 +12,7 @@ decide when to stop (`neggrad_plus` does), and must not train on them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from torch import nn
@@ -50,7 +50,7 @@ class UnlearningMethod(Protocol):
 class MethodSpec(MethodSettings):
     """A registered method: its settings (see `catalog`), its function, and one line on it."""
 
-    run: UnlearningMethod = field(default=None)  # type: ignore[assignment]
+    run: UnlearningMethod
     summary: str = ""
 
 
