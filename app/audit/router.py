@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -8,25 +8,23 @@ from app.audit import service
 from app.audit.chain import GENESIS_HASH
 from app.audit.schemas import AuditEventOut, AuditEventPage, ChainVerification, SignedCheckpoint
 from app.audit.signing import jwks, load_signing_key, sign_claims
-from app.core.auth import require
+from app.core.auth import AdminClient
 from app.core.config import get_settings
 from app.core.db import SessionDep, utcnow
 from app.core.pagination import MAX_LIMIT
-from app.core.scopes import Scope
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-Admin = require(Scope.ADMIN)
 
 
 @router.get("/verify", response_model=ChainVerification)
-def verify(session: SessionDep, _: Admin) -> ChainVerification:
+def verify(session: SessionDep, _: AdminClient) -> ChainVerification:
     return service.verify_chain(session)
 
 
 @router.get("/events", response_model=AuditEventPage)
 def export_events(
     session: SessionDep,
-    _: Admin,
+    _: AdminClient,
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT * 5)] = 500,
 ) -> AuditEventPage:
@@ -38,7 +36,7 @@ def export_events(
 
 
 @router.get("/checkpoint", response_model=SignedCheckpoint)
-def checkpoint(session: SessionDep, _: Admin) -> SignedCheckpoint:
+def checkpoint(session: SessionDep, _: AdminClient) -> SignedCheckpoint:
     """The chain head, signed: keep it outside Lethe to detect a later rewrite of history."""
     head = service.chain_head(session)
     key = load_signing_key(get_settings().resolved_signing_key_file)
@@ -57,6 +55,6 @@ well_known = APIRouter(tags=["audit"])
 
 
 @well_known.get("/v1/.well-known/jwks.json")
-def jwks_document() -> dict:
+def jwks_document() -> dict[str, Any]:
     """Public keys that verify certificates and checkpoints (no authentication)."""
     return jwks(load_signing_key(get_settings().resolved_signing_key_file))

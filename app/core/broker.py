@@ -159,7 +159,8 @@ def predict_remotely(
         result = get_celery().send_task(
             PREDICT, args=[str(model_id), str(version_id), features], queue=TRAINING_QUEUE
         )
-        return result.get(timeout=PREDICT_TIMEOUT_SECONDS)
+        answer: dict[str, Any] = result.get(timeout=PREDICT_TIMEOUT_SECONDS)
+        return answer
     except CeleryTimeout as exc:
         raise ProblemError(
             503, "No worker answered the prediction in time", slug="workers-unavailable"

@@ -1,18 +1,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from app.audit.schemas import AuditEventOut, CertificateOut
-from app.core.auth import require
+from app.core.auth import AdminClient, RequestsReader, RequestsWriter
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.core.scopes import Scope
 from app.erasure import service
 from app.erasure.enums import RequestStatus
 from app.erasure.models import ErasureRequest
@@ -25,25 +24,22 @@ from app.erasure.schemas import (
 )
 
 router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"])
-Writer = require(Scope.REQUESTS_WRITE)
-Reader = require(Scope.REQUESTS_READ)
-Admin = require(Scope.ADMIN)
 
 
-def _dump(request: ErasureRequest) -> dict:
+def _dump(request: ErasureRequest) -> dict[str, Any]:
     return service.to_out(request).model_dump(mode="json")
 
 
-def _committed(session: Session, request: ErasureRequest) -> dict:
+def _committed(session: Session, request: ErasureRequest) -> dict[str, Any]:
     session.commit()
     return _dump(request)
 
 
 @router.post("", status_code=202, response_model=ErasureRequestOut)
 def submit(
-    body: ErasureRequestCreate, session: SessionDep, client: Writer, once: Idempotent
+    body: ErasureRequestCreate, session: SessionDep, client: RequestsWriter, once: Idempotent
 ) -> JSONResponse:
-    def call() -> dict:
+    def call() -> dict[str, Any]:
         return _dump(
             service.create_request(
                 session,
@@ -61,7 +57,7 @@ def submit(
 @router.get("", response_model=ErasureRequestPage)
 def list_requests(
     session: SessionDep,
-    client: Reader,
+    client: RequestsReader,
     status: RequestStatus | None = None,
     overdue: bool | None = None,
     cursor: str | None = None,
@@ -77,7 +73,9 @@ def list_requests(
 
 
 @router.get("/{request_id}", response_model=ErasureRequestOut)
-def get_request(request_id: uuid.UUID, session: SessionDep, client: Reader) -> ErasureRequestOut:
+def get_request(
+    request_id: uuid.UUID, session: SessionDep, client: RequestsReader
+) -> ErasureRequestOut:
     erasure = service.get_request(session, client=client, request_id=request_id)
     jobs = service.job_summaries(session, request_ids=[erasure.id])
     return service.to_out(erasure, jobs=jobs.get(erasure.id))
@@ -85,14 +83,16 @@ def get_request(request_id: uuid.UUID, session: SessionDep, client: Reader) -> E
 
 @router.get("/{request_id}/events", response_model=list[AuditEventOut])
 def request_events(
-    request_id: uuid.UUID, session: SessionDep, client: Reader
+    request_id: uuid.UUID, session: SessionDep, client: RequestsReader
 ) -> list[AuditEventOut]:
     events = service.request_events(session, client=client, request_id=request_id)
     return [AuditEventOut.model_validate(e) for e in events]
 
 
 @router.get("/{request_id}/certificate", response_model=CertificateOut)
-def certificate(request_id: uuid.UUID, session: SessionDep, client: Reader) -> CertificateOut:
+def certificate(
+    request_id: uuid.UUID, session: SessionDep, client: RequestsReader
+) -> CertificateOut:
     issued = service.get_certificate(session, client=client, request_id=request_id)
     return CertificateOut(
         request_id=str(issued.request_id), jws=issued.jws, claims=issued.claims, kid=issued.kid
@@ -100,28 +100,32 @@ def certificate(request_id: uuid.UUID, session: SessionDep, client: Reader) -> C
 
 
 @router.post("/{request_id}/cancel", response_model=ErasureRequestOut)
-def cancel(request_id: uuid.UUID, session: SessionDep, client: Writer) -> dict:
+def cancel(request_id: uuid.UUID, session: SessionDep, client: RequestsWriter) -> dict[str, Any]:
     return _committed(session, service.cancel(session, client=client, request_id=request_id))
 
 
 @router.post("/{request_id}/approve", response_model=ErasureRequestOut)
-def approve(request_id: uuid.UUID, session: SessionDep, client: Admin) -> dict:
+def approve(request_id: uuid.UUID, session: SessionDep, client: AdminClient) -> dict[str, Any]:
     return _committed(session, service.approve(session, client=client, request_id=request_id))
 
 
 @router.post("/{request_id}/deny", response_model=ErasureRequestOut)
-def deny(request_id: uuid.UUID, body: DenyBody, session: SessionDep, client: Admin) -> dict:
+def deny(
+    request_id: uuid.UUID, body: DenyBody, session: SessionDep, client: AdminClient
+) -> dict[str, Any]:
     erasure = service.deny(session, client=client, request_id=request_id, reason=body.reason)
     return _committed(session, erasure)
 
 
 @router.post("/{request_id}/retry", response_model=ErasureRequestOut)
-def retry(request_id: uuid.UUID, session: SessionDep, client: Admin) -> dict:
+def retry(request_id: uuid.UUID, session: SessionDep, client: AdminClient) -> dict[str, Any]:
     return _committed(session, service.retry(session, client=client, request_id=request_id))
 
 
 @router.post("/{request_id}/extend", response_model=ErasureRequestOut)
-def extend(request_id: uuid.UUID, body: ExtendBody, session: SessionDep, client: Admin) -> dict:
+def extend(
+    request_id: uuid.UUID, body: ExtendBody, session: SessionDep, client: AdminClient
+) -> dict[str, Any]:
     erasure = service.extend_due(
         session, client=client, request_id=request_id, months=body.months, reason=body.reason
     )

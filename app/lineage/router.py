@@ -1,22 +1,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.core.auth import require
+from app.core.auth import LineageWriter
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
-from app.core.scopes import Scope
 from app.lineage import service
 from app.lineage.schemas import DatasetCreate, DatasetOut, RecordsAdded, RecordsIn
 
 router = APIRouter(prefix="/v1/datasets", tags=["lineage"])
-LineageWriter = require(Scope.LINEAGE_WRITE)
 
 
-def _dataset_out(session: SessionDep, dataset: object) -> dict:
+def _dataset_out(session: SessionDep, dataset: object) -> dict[str, Any]:
     out = DatasetOut.model_validate(dataset)
     out.record_counts = service.record_counts(session, dataset_id=out.id)
     return out.model_dump(mode="json")
@@ -26,7 +25,7 @@ def _dataset_out(session: SessionDep, dataset: object) -> dict:
 def create_dataset(
     body: DatasetCreate, session: SessionDep, client: LineageWriter, once: Idempotent
 ) -> JSONResponse:
-    def call() -> dict:
+    def call() -> dict[str, Any]:
         dataset = service.create_dataset(
             session, client=client, name=body.name, description=body.description
         )
@@ -36,7 +35,9 @@ def create_dataset(
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: uuid.UUID, session: SessionDep, client: LineageWriter) -> dict:
+def get_dataset(
+    dataset_id: uuid.UUID, session: SessionDep, client: LineageWriter
+) -> dict[str, Any]:
     return _dataset_out(session, service.get_dataset(session, client=client, dataset_id=dataset_id))
 
 
@@ -48,7 +49,7 @@ def add_records(
     client: LineageWriter,
     once: Idempotent,
 ) -> JSONResponse:
-    def call() -> dict:
+    def call() -> dict[str, Any]:
         dataset, result = service.add_api_records(
             session, client=client, dataset_id=dataset_id, records=body.records
         )

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, Delete, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.core.auth import ApiClient
@@ -169,14 +169,20 @@ def claim_records(session: Session, *, record_ids: Sequence[int], request_id: uu
         )
 
 
+def _deleted(session: Session, statement: Delete) -> int:
+    result = session.execute(statement)
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
 def purge_claimed(
     session: Session, *, request_id: uuid.UUID, subject_ids: Sequence[uuid.UUID]
 ) -> tuple[int, int]:
     """Delete the request's records, and those of its subjects that now hold no record.
     Returns (records deleted, subjects deleted)."""
-    records = session.execute(
-        delete(TrainingRecord).where(TrainingRecord.erasure_request_id == request_id)
-    ).rowcount
+    records = _deleted(
+        session, delete(TrainingRecord).where(TrainingRecord.erasure_request_id == request_id)
+    )
     removable = [
         s
         for s in subject_ids
@@ -187,9 +193,7 @@ def purge_claimed(
     subjects = 0
     if removable:
         session.execute(delete(SubjectIdentity).where(SubjectIdentity.subject_id.in_(removable)))
-        subjects = session.execute(
-            delete(DataSubject).where(DataSubject.id.in_(removable))
-        ).rowcount
+        subjects = _deleted(session, delete(DataSubject).where(DataSubject.id.in_(removable)))
     return records, subjects
 
 

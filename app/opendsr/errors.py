@@ -38,7 +38,9 @@ def opendsr_error(
     )
 
 
-def _details(problems: list[dict[str, str]] | None, *, domain: str, reason: str) -> list[dict]:
+def _details(
+    problems: list[dict[str, str]] | None, *, domain: str, reason: str
+) -> list[dict[str, str]]:
     details = []
     for problem in problems or []:
         where = problem.get("pointer") or problem.get("parameter") or ""
@@ -68,7 +70,9 @@ def _from_problem(exc: ProblemError) -> JSONResponse:
     details = _details(exc.errors, domain="Request", reason=exc.slug)
     if not details:
         details = [{"domain": "Request", "reason": exc.slug, "message": exc.detail}]
-    return opendsr_error(status, exc.detail, errors=details, headers=exc.headers)
+    return opendsr_error(
+        status, exc.detail, errors=details, headers=dict(exc.headers) if exc.headers else None
+    )
 
 
 class OpenDsrRoute(APIRoute):
@@ -86,6 +90,8 @@ class OpenDsrRoute(APIRoute):
                 return _from_problem(exc)
             except StarletteHTTPException as exc:
                 message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
-                return opendsr_error(exc.status_code, message, headers=exc.headers)
+                return opendsr_error(
+                    exc.status_code, message, headers=dict(exc.headers) if exc.headers else None
+                )
 
         return route

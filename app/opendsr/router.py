@@ -11,18 +11,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app.core.auth import require
+from app.core.auth import RequestsReader, RequestsWriter
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotency
-from app.core.scopes import Scope
 from app.opendsr import service
 from app.opendsr.errors import OpenDsrRoute
 from app.opendsr.schemas import OpenDsrRequestIn
 from app.opendsr.signing import certificate_pem, signed_headers
 
 router = APIRouter(prefix="/opendsr/v1", tags=["opendsr"], route_class=OpenDsrRoute)
-Writer = require(Scope.REQUESTS_WRITE)
-Reader = require(Scope.REQUESTS_READ)
 
 
 def signed_json(status: int, body: dict[str, Any] | bytes) -> Response:
@@ -46,7 +43,7 @@ def certificate() -> Response:
 
 @router.post("/requests", status_code=201)
 def submit(
-    body: OpenDsrRequestIn, request: Request, session: SessionDep, client: Writer
+    body: OpenDsrRequestIn, request: Request, session: SessionDep, client: RequestsWriter
 ) -> Response:
     # The specification makes `subject_request_id` the idempotency key.
     once = Idempotency(
@@ -57,7 +54,7 @@ def submit(
     )
     payload = body.model_dump(mode="json")
 
-    def call() -> dict:
+    def call() -> dict[str, Any]:
         row, erasure = service.submit(
             session, client=client, body=body, fingerprint=once.fingerprint(payload)
         )
@@ -68,13 +65,15 @@ def submit(
 
 
 @router.get("/requests/{subject_request_id}")
-def request_status(subject_request_id: uuid.UUID, session: SessionDep, client: Reader) -> Response:
+def request_status(
+    subject_request_id: uuid.UUID, session: SessionDep, client: RequestsReader
+) -> Response:
     row, erasure = service.find(session, client=client, subject_request_id=subject_request_id)
     return signed_json(200, service.status(row, erasure))
 
 
 @router.delete("/requests/{subject_request_id}", status_code=202)
-def cancel(subject_request_id: uuid.UUID, session: SessionDep, client: Writer) -> Response:
+def cancel(subject_request_id: uuid.UUID, session: SessionDep, client: RequestsWriter) -> Response:
     row, received_time = service.cancel(
         session, client=client, subject_request_id=subject_request_id
     )

@@ -2,30 +2,29 @@ from __future__ import annotations
 
 import functools
 import uuid
+from typing import Any
 
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.core.auth import require
+from app.core.auth import ModelsWriter
 from app.core.broker import predict_remotely
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
-from app.core.scopes import Scope
 from app.jobs import service as jobs
 from app.registry import service
 from app.registry.schemas import ModelCreate, ModelOut, PredictIn, PredictOut, VersionOut
 
 router = APIRouter(prefix="/v1/models", tags=["registry"])
-ModelWriter = require(Scope.MODELS_WRITE)
 
 
 @router.post("", status_code=201, response_model=ModelOut)
 def create_model(
-    body: ModelCreate, session: SessionDep, client: ModelWriter, once: Idempotent
+    body: ModelCreate, session: SessionDep, client: ModelsWriter, once: Idempotent
 ) -> JSONResponse:
-    def call() -> dict:
+    def call() -> dict[str, Any]:
         model = service.create_model(session, client=client, body=body)
         return service.to_out(session, model).model_dump(mode="json")
 
@@ -33,18 +32,20 @@ def create_model(
 
 
 @router.get("/{model_id}", response_model=ModelOut)
-def get_model(model_id: uuid.UUID, session: SessionDep, client: ModelWriter) -> ModelOut:
+def get_model(model_id: uuid.UUID, session: SessionDep, client: ModelsWriter) -> ModelOut:
     return service.to_out(session, service.get_model(session, client=client, model_id=model_id))
 
 
 @router.get("/{model_id}/versions", response_model=list[VersionOut])
-def list_versions(model_id: uuid.UUID, session: SessionDep, client: ModelWriter) -> list:
+def list_versions(
+    model_id: uuid.UUID, session: SessionDep, client: ModelsWriter
+) -> list[VersionOut]:
     model = service.get_model(session, client=client, model_id=model_id)
     return [VersionOut.model_validate(v) for v in service.versions(session, model_id=model.id)]
 
 
 @router.post("/{model_id}/train", status_code=202)
-def train(model_id: uuid.UUID, session: SessionDep, client: ModelWriter) -> JSONResponse:
+def train(model_id: uuid.UUID, session: SessionDep, client: ModelsWriter) -> JSONResponse:
     job = service.start_training(session, client=client, model_id=model_id)
     session.commit()
     return JSONResponse(
@@ -60,7 +61,7 @@ _PREDICTION_THREADS = anyio.CapacityLimiter(16)
 
 @router.post("/{model_id}/predict", response_model=PredictOut)
 async def predict(
-    model_id: uuid.UUID, body: PredictIn, session: SessionDep, client: ModelWriter
+    model_id: uuid.UUID, body: PredictIn, session: SessionDep, client: ModelsWriter
 ) -> PredictOut:
     def serving_version() -> tuple[uuid.UUID, uuid.UUID]:
         version = service.serving_version(session, client=client, model_id=model_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from importlib.metadata import entry_points
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,7 +77,7 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
     return model
 
 
-def _validated_policy(raw: dict | None) -> dict:
+def _validated_policy(raw: dict[str, Any] | None) -> dict[str, Any]:
     """The policy in its complete form (defaults filled in), or a 422 naming each problem."""
     try:
         return ApproximatePolicy.from_dict(raw or {}).to_dict()

@@ -52,7 +52,7 @@ def publish(
         )
         .order_by(WebhookEndpoint.created_at)
     )
-    targets = [
+    targets: list[tuple[Target, str, uuid.UUID | None]] = [
         (Target.ENDPOINT, endpoint.url, endpoint.id)
         for endpoint in endpoints
         if subscribed(endpoint.events, event_type)

@@ -2,16 +2,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from app.core.auth import require
+from app.core.auth import RequestsReader, RequestsWriter
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.core.scopes import Scope
 from app.webhooks import service
 from app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from app.webhooks.schemas import (
@@ -26,14 +25,12 @@ from app.webhooks.schemas import (
 from app.webhooks.signing import callback_public_key
 
 router = APIRouter(tags=["webhooks"])
-Writer = require(Scope.REQUESTS_WRITE)
-Reader = require(Scope.REQUESTS_READ)
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 ENDPOINTS = "/v1/webhook-endpoints"
 
 
-def _endpoint_out(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict:
+def _endpoint_out(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict[str, Any]:
     base = f"{ENDPOINTS}/{endpoint.id}"
     links = {"self": base, "deliveries": f"{base}/deliveries"}
     out = EndpointOut.model_validate(endpoint).model_copy(update={"links": links})
@@ -42,15 +39,15 @@ def _endpoint_out(endpoint: WebhookEndpoint, *, secret: str | None = None) -> di
     return out.model_dump(mode="json")
 
 
-def _delivery_out(delivery: WebhookDelivery) -> dict:
+def _delivery_out(delivery: WebhookDelivery) -> dict[str, Any]:
     return DeliveryOut.model_validate(delivery).model_dump(mode="json")
 
 
 @router.post(ENDPOINTS, status_code=201, response_model=EndpointWithSecret)
 def create_endpoint(
-    body: EndpointCreate, session: SessionDep, client: Writer, once: Idempotent
+    body: EndpointCreate, session: SessionDep, client: RequestsWriter, once: Idempotent
 ) -> JSONResponse:
-    def call() -> dict:
+    def call() -> dict[str, Any]:
         endpoint, secret = service.create_endpoint(
             session, client=client, url=str(body.url), events=body.events
         )
@@ -60,17 +57,21 @@ def create_endpoint(
 
 
 @router.get(ENDPOINTS, response_model=list[EndpointOut])
-def list_endpoints(session: SessionDep, client: Reader) -> list[dict]:
+def list_endpoints(session: SessionDep, client: RequestsReader) -> list[dict[str, Any]]:
     return [_endpoint_out(e) for e in service.list_endpoints(session, client=client)]
 
 
 @router.get(ENDPOINTS + "/{endpoint_id}", response_model=EndpointOut)
-def get_endpoint(endpoint_id: uuid.UUID, session: SessionDep, client: Reader) -> dict:
+def get_endpoint(
+    endpoint_id: uuid.UUID, session: SessionDep, client: RequestsReader
+) -> dict[str, Any]:
     return _endpoint_out(service.get_endpoint(session, client=client, endpoint_id=endpoint_id))
 
 
 @router.delete(ENDPOINTS + "/{endpoint_id}", status_code=204)
-def delete_endpoint(endpoint_id: uuid.UUID, session: SessionDep, client: Writer) -> Response:
+def delete_endpoint(
+    endpoint_id: uuid.UUID, session: SessionDep, client: RequestsWriter
+) -> Response:
     service.delete_endpoint(session, client=client, endpoint_id=endpoint_id)
     session.commit()
     return Response(status_code=204)
@@ -80,13 +81,13 @@ def delete_endpoint(endpoint_id: uuid.UUID, session: SessionDep, client: Writer)
 def rotate_secret(
     endpoint_id: uuid.UUID,
     session: SessionDep,
-    client: Writer,
+    client: RequestsWriter,
     once: Idempotent,
     body: RotateSecret | None = None,
 ) -> JSONResponse:
     rotation = body or RotateSecret()
 
-    def call() -> dict:
+    def call() -> dict[str, Any]:
         endpoint, secret = service.rotate_secret(
             session,
             client=client,
@@ -102,11 +103,11 @@ def rotate_secret(
 def endpoint_deliveries(
     endpoint_id: uuid.UUID,
     session: SessionDep,
-    client: Reader,
+    client: RequestsReader,
     status: DeliveryStatus | None = None,
     cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> dict:
+) -> dict[str, Any]:
     rows, next_cursor = service.list_deliveries(
         session, client=client, endpoint_id=endpoint_id, status=status, cursor=cursor, limit=limit
     )
@@ -122,10 +123,10 @@ def redeliver_to_endpoint(
     endpoint_id: uuid.UUID,
     delivery_id: DeliveryId,
     session: SessionDep,
-    client: Writer,
+    client: RequestsWriter,
     once: Idempotent,
 ) -> JSONResponse:
-    def call() -> dict:
+    def call() -> dict[str, Any]:
         return _delivery_out(
             service.redeliver(
                 session, client=client, delivery_id=delivery_id, endpoint_id=endpoint_id
@@ -138,12 +139,12 @@ def redeliver_to_endpoint(
 @router.get("/v1/webhook-deliveries", response_model=DeliveryPage)
 def all_deliveries(
     session: SessionDep,
-    client: Reader,
+    client: RequestsReader,
     erasure_request_id: uuid.UUID | None = None,
     status: DeliveryStatus | None = None,
     cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> dict:
+) -> dict[str, Any]:
     """Every delivery of this client: endpoints, request callback URLs and OpenDSR callbacks."""
     rows, next_cursor = service.list_deliveries(
         session,
@@ -160,9 +161,9 @@ def all_deliveries(
     "/v1/webhook-deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut
 )
 def redeliver(
-    delivery_id: DeliveryId, session: SessionDep, client: Writer, once: Idempotent
+    delivery_id: DeliveryId, session: SessionDep, client: RequestsWriter, once: Idempotent
 ) -> JSONResponse:
-    def call() -> dict:
+    def call() -> dict[str, Any]:
         return _delivery_out(service.redeliver(session, client=client, delivery_id=delivery_id))
 
     return once.run(202, call)

@@ -37,4 +37,5 @@ def put_record_ids(*, key: str, record_ids: np.ndarray) -> None:
 
 
 def get_record_ids(*, key: str) -> np.ndarray:
-    return np.load(io.BytesIO(artifact_store().get(key=key)), allow_pickle=False)
+    ids: np.ndarray = np.load(io.BytesIO(artifact_store().get(key=key)), allow_pickle=False)
+    return ids

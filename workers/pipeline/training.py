@@ -46,11 +46,11 @@ def run_training(*, job_id: uuid.UUID) -> None:
         raise ValueError("the dataset has no training records that are not being erased")
     enter_stage(job_id, stage=JobStage.TRAINING)
     heart = Heartbeat(job_id=job_id)
+    assert model.num_classes is not None and model.input_shape is not None
     spec = spec_for(model)
     num_classes = int(model.num_classes)
     shape = tuple(model.input_shape)
     version_id = uuid.uuid4()
-    assert model.num_classes is not None and model.input_shape is not None
     max_record_id = int(data.train.record_ids.max())
     started = time.perf_counter()
     if model.strategy == Strategy.SISA:

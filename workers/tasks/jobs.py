@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import structlog
@@ -192,7 +193,7 @@ def reconcile() -> dict[str, int]:
 
 
 @celery_app.task(name=PREDICT, ignore_result=False)
-def predict(model_id: str, version_id: str, features: list[list[float]]) -> dict:
+def predict(model_id: str, version_id: str, features: list[list[float]]) -> dict[str, Any]:
     from workers.pipeline.models_io import predict_version
 
     with db_session() as session:
