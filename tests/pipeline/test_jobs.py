@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.jobs.models import Job
 from tests.conftest import wait_for
-from tests.workflow.helpers import (
+from tests.pipeline.helpers import (
     create_model,
     erase,
     register_digits,

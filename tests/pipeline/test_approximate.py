@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.audit.signing import verify_token
-from tests.workflow.helpers import create_model, erase, register_dataset, train, wait_request
+from tests.pipeline.helpers import create_model, erase, register_dataset, train, wait_request
 from workers.engine.data import synthetic_purchase
 
 # A method budget of one step at a negligible learning rate leaves the model as it was: it still

@@ -15,7 +15,7 @@ from app.audit.signing import verify_token
 from app.core.config import get_settings
 from app.lineage.models import TrainingRecord
 from tests.conftest import wait_for
-from tests.workflow.helpers import create_model, erase, register_digits, train, wait_request
+from tests.pipeline.helpers import create_model, erase, register_digits, train, wait_request
 from workers.engine.artifacts import LocalArtifactStore
 from workers.engine.checkpoints import CheckpointStore
 
