@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 import httpx
 import typer
 
-SEEN_STATUSES = ("completed", "failed", "denied", "cancelled")
+from app.erasure.enums import RequestStatus
+from app.jobs.enums import JobStatus
+
+SEEN_STATUSES = (
+    RequestStatus.COMPLETED,
+    RequestStatus.FAILED,
+    RequestStatus.DENIED,
+    RequestStatus.CANCELLED,
+)
 
 
 T = TypeVar("T")
@@ -74,7 +82,7 @@ class DemoClient:
             if percent // 10 != shown // 10:
                 typer.echo(f"    {label}: {job['stage']} {percent}%")
                 shown = percent
-            return job if job["status"] in ("succeeded", "failed") else None
+            return job if job["status"] in (JobStatus.SUCCEEDED, JobStatus.FAILED) else None
 
         return _wait(finished, timeout=600)
 
@@ -199,7 +207,7 @@ def _scenario(client: DemoClient, *, np: Any, data: Any, people: int) -> None:
     for name, model in models.items():
         job = client.call("POST", f"/v1/models/{model['id']}/train")
         finished = client.wait_job(job["id"], f"train {name}")
-        if finished["status"] != "succeeded":
+        if finished["status"] != JobStatus.SUCCEEDED:
             raise RuntimeError(f"training {name} failed: {finished['error']}")
         before[name] = client.call("GET", f"/v1/models/{model['id']}")["active_version"]
         typer.echo(

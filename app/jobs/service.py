@@ -232,7 +232,7 @@ def succeed(
     job.metrics = {**(job.metrics or {}), **metrics}
     job.finished_at = utcnow()
     job.lease_expires_at = None
-    _audit(session, job, "succeeded", result_version_id=str(result_version_id))
+    _audit(session, job, JobStatus.SUCCEEDED, result_version_id=str(result_version_id))
     _changed(session, job)
 
 
@@ -241,7 +241,7 @@ def fail(session: Session, *, job: Job, reason: str) -> None:
     job.error = reason
     job.finished_at = utcnow()
     job.lease_expires_at = None
-    _audit(session, job, "failed", reason=reason)
+    _audit(session, job, JobStatus.FAILED, reason=reason)
     _changed(session, job)
 
 
@@ -250,7 +250,7 @@ def requeue(session: Session, *, job: Job, reason: str) -> None:
     job.stage = JobStage.REQUEUED
     job.not_before = utcnow()
     job.lease_expires_at = None
-    _audit(session, job, "requeued", reason=reason, attempts=job.attempts)
+    _audit(session, job, JobStage.REQUEUED, reason=reason, attempts=job.attempts)
 
 
 def expired(session: Session) -> list[Job]:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from app.erasure.enums import RequestStatus
 from app.lineage.identity import IdentityFormat, IdentityType
+from app.opendsr.enums import OpenDsrStatus
 
 API_VERSION = "2.0"
 SUBJECT_REQUEST_TYPES = ("erasure",)
 REGULATIONS = ("gdpr", "ccpa")
 
-PENDING = "pending"
-IN_PROGRESS = "in_progress"
-COMPLETED = "completed"
-CANCELLED = "cancelled"
+PENDING = OpenDsrStatus.PENDING
+IN_PROGRESS = OpenDsrStatus.IN_PROGRESS
+COMPLETED = OpenDsrStatus.COMPLETED
+CANCELLED = OpenDsrStatus.CANCELLED
 
 # failed stays in_progress: an admin can retry it, and OpenDSR has no failure status.
 _STATUS: dict[str, str] = {
