@@ -203,6 +203,7 @@ def verify_certificate(
         raise typer.Exit(1) from None
     typer.echo(f"VALID certificate, signed by key {header.get('kid')}")
     typer.echo(f"  request {claims['request_id']} completed {claims['completed_at']}")
+    typer.echo(f"  guarantee: {claims.get('guarantee', 'exact')}")
     typer.echo(f"  records erased: {claims['records_erased']}")
     for model in claims["models"]:
         kind = "exact" if model["exact"] else "approximate"

@@ -18,6 +18,8 @@ from app.core.observability import (
     RequestContextMiddleware,
     configure_logging,
 )
+from app.erasure.metrics import register_collectors
+from app.erasure.router import debt_router
 from app.erasure.router import router as erasure_router
 from app.jobs.router import router as jobs_router
 from app.lineage.router import router as lineage_router
@@ -40,6 +42,7 @@ def create_app() -> FastAPI:
     connect_domains()
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    register_collectors()
     app = FastAPI(
         lifespan=_lifespan,
         title="Lethe",
@@ -52,6 +55,7 @@ def create_app() -> FastAPI:
     for router in (
         health_router,
         erasure_router,
+        debt_router,
         lineage_router,
         registry_router,
         jobs_router,

@@ -42,6 +42,8 @@ os.environ.update(
         "LETHE_JOB_LEASE_SECONDS": "4",
         "LETHE_RECONCILE_INTERVAL_SECONDS": "1",
         "LETHE_BATCHING_WINDOW_SECONDS": "1.5",
+        # Two mitigated requests make a batch: exact retrains are observable without waiting.
+        "LETHE_EXACT_BATCH_SIZE": "2",
     }
 )
 

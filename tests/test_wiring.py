@@ -24,6 +24,7 @@ EVENT_TYPES = {
             "planned",
             "running",
             "verifying",
+            "mitigated",
             "completed",
             "failed",
             "cancelled",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,6 +18,15 @@ from app.core.db import utcnow
 CERTIFICATE_TYPE = "lethe-erasure-certificate+jws"
 
 
+class Guarantee(StrEnum):
+    """What a certificate proves. `exact`: every affected model's active version was trained
+    without the records, shown by its manifests. `approximate`: at least one model was only
+    edited to forget them, with the verification figures the certificate carries."""
+
+    EXACT = "exact"
+    APPROXIMATE = "approximate"
+
+
 def issue_certificate(
     session: Session,
     *,
@@ -26,6 +36,8 @@ def issue_certificate(
     records_erased: int,
     models: list[dict[str, Any]],
     data_purge: dict[str, int],
+    guarantee: Guarantee = Guarantee.EXACT,
+    mitigated_at: datetime | None = None,
 ) -> ErasureCertificate:
     """Sign and store the certificate in the caller's transaction (idempotent per request)."""
     existing = session.get(ErasureCertificate, request_id)
@@ -42,6 +54,8 @@ def issue_certificate(
         "subject_hashes": subject_hashes,
         "received_at": received_at.isoformat(),
         "completed_at": issued_at.isoformat(),
+        "guarantee": guarantee.value,
+        "mitigated_at": mitigated_at.isoformat() if mitigated_at else None,
         "records_erased": records_erased,
         "models": models,
         "data_purge": data_purge,

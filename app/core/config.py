@@ -46,6 +46,21 @@ class Settings(BaseSettings):
     batching_window_seconds: float = Field(
         0.0, ge=0, description="How long a model's next unlearning job waits to gather requests."
     )
+    exact_batch_size: int = Field(
+        20,
+        ge=1,
+        description="Mitigated requests for one model that make its exact retrain start at once.",
+    )
+    exact_due_margin_hours: float = Field(
+        168.0,
+        ge=0,
+        description="An exact retrain starts at the latest this long before its oldest due date.",
+    )
+    exact_max_wait_hours: float = Field(
+        72.0,
+        gt=0,
+        description="A mitigated request waits at most this long for its exact retrain to start.",
+    )
     reconcile_interval_seconds: float = Field(
         30.0, gt=0, description="How often beat re-enqueues expired jobs and stuck requests."
     )

@@ -8,13 +8,21 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.audit.certificates import issue_certificate
+from app.audit.certificates import Guarantee, issue_certificate
 from app.audit.service import SYSTEM_ACTOR, append_event
 from app.erasure import lifecycle
 from app.erasure.models import ErasureRequest
+from app.jobs.enums import JobKind
 from app.jobs.models import Job
+from app.jobs.service import request_ids
 from app.lineage.service import purge_claimed
 from app.registry.versions import brief
+
+APPROXIMATE_LIMITATIONS = (
+    "The model was edited, not retrained: the membership test found no evidence that it "
+    "remembers the records, which does not prove that it does not. A stronger attack may "
+    "still find their influence."
+)
 
 
 def finalize(
@@ -33,7 +41,21 @@ def finalize(
         entity_id=str(request.id),
         data={"records_deleted": deleted, "subjects_deleted": subjects_deleted},
     )
-    models = [_model_claims(session, job) for job in jobs]
+    records_by_model = {
+        m["model_id"]: m.get("records") for m in (request.plan or {}).get("models_affected", [])
+    }
+    mitigations = {j.model_id: j for j in jobs if j.kind == JobKind.MITIGATE}
+    models = [
+        _model_claims(
+            session,
+            job,
+            records=records_by_model.get(str(job.model_id)),
+            mitigation=mitigations.get(job.model_id),
+        )
+        for job in jobs
+        if job.kind != JobKind.MITIGATE
+    ]
+    exact = all(m["exact"] for m in models)
     issue_certificate(
         session,
         request_id=request.id,
@@ -42,12 +64,18 @@ def finalize(
         records_erased=deleted,
         models=models,
         data_purge={"records_deleted": deleted, "subjects_deleted": subjects_deleted},
+        guarantee=Guarantee.EXACT if exact else Guarantee.APPROXIMATE,
+        mitigated_at=request.mitigated_at,
     )
     lifecycle.complete(
         session,
         request=request,
         actor=SYSTEM_ACTOR,
-        summary={"records_erased": deleted, "models": len(models)},
+        summary={
+            "records_erased": deleted,
+            "models": len(models),
+            "guarantee": Guarantee.EXACT if exact else Guarantee.APPROXIMATE,
+        },
         reason=reason,
     )
 
@@ -59,19 +87,37 @@ def _without_per_record_scores(figures: Any) -> Any:
     return figures
 
 
-def _model_claims(session: Session, job: Job) -> dict[str, Any]:
+def _model_claims(
+    session: Session, job: Job, *, records: int | None, mitigation: Job | None
+) -> dict[str, Any]:
+    """What was done to one model for this request. `records` is this request's own records
+    in the model; the job's figures (`batch`) cover every request it carried."""
     new = brief(session, version_id=job.result_version_id)
     old = brief(session, version_id=job.base_version_id)
     metrics = job.metrics or {}
-    return {
+    claims: dict[str, Any] = {
         "model_id": str(job.model_id),
         "job_id": str(job.id),
+        "records": records,
         "old_version": {"id": str(old.id), "number": old.number} if old else None,
         "new_version": {"id": str(new.id), "number": new.number} if new else None,
         "method": new.method if new else metrics.get("method"),
         "exact": new.exact if new else True,
         "verification": _without_per_record_scores(metrics.get("verification")),
+        "batch": {
+            "requests": len(request_ids(session, job_id=job.id)),
+            "erased_records": (metrics.get("verification") or {}).get("erased_records"),
+        },
         "purge": metrics.get("purge"),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
+    if not claims["exact"]:
+        claims["limitations"] = APPROXIMATE_LIMITATIONS
+    if mitigation is not None and mitigation.result_version_id is not None:
+        claims["mitigation"] = {
+            "job_id": str(mitigation.id),
+            "version_id": str(mitigation.result_version_id),
+            "finished_at": mitigation.finished_at.isoformat() if mitigation.finished_at else None,
+        }
+    return claims

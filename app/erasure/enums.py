@@ -17,6 +17,9 @@ class RequestStatus(StrEnum):
     PLANNED = "planned"
     RUNNING = "running"
     VERIFYING = "verifying"
+    # Approximate unlearning has stopped the active model exposing the person; the exact
+    # retrain that closes the request is scheduled.
+    MITIGATED = "mitigated"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -9,6 +9,7 @@ they act in the same transaction without this domain importing them.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -60,14 +61,23 @@ def request_event_data(
 ) -> dict[str, Any]:
     """The thin payload: ids, status and links, never an identity."""
     base = f"/v1/erasure-requests/{request.id}"
-    return {
+    data: dict[str, Any] = {
         "id": str(request.id),
         "object": "erasure_request",
         "status": RequestStatus(request.status).value,
         "previous_status": previous_status.value if previous_status is not None else None,
-        "due_at": request.due_at.isoformat().replace("+00:00", "Z"),
+        "due_at": _iso(request.due_at),
         "links": {"self": base, "events": f"{base}/events", "certificate": f"{base}/certificate"},
     }
+    if request.mitigated_at is not None:  # the person no longer exposed; exact erasure pending
+        data["mitigated_at"] = _iso(request.mitigated_at)
+        if request.exact_expected_at is not None:
+            data["exact_expected_at"] = _iso(request.exact_expected_at)
+    return data
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def transitioned(session: Session, *, request: ErasureRequest, previous_status: str | None) -> None:

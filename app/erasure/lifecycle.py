@@ -26,9 +26,11 @@ TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
     S.PLANNING: frozenset({S.PLANNED, S.COMPLETED, S.FAILED, S.CANCELLED}),
     # planned -> completed: records were found, but no model was trained on them.
     S.PLANNED: frozenset({S.RUNNING, S.COMPLETED, S.FAILED, S.CANCELLED}),
-    S.RUNNING: frozenset({S.VERIFYING, S.FAILED}),
+    S.RUNNING: frozenset({S.VERIFYING, S.MITIGATED, S.FAILED}),
     # verifying -> running: an approximate result failed its check; fall back to retraining.
-    S.VERIFYING: frozenset({S.COMPLETED, S.RUNNING, S.FAILED}),
+    S.VERIFYING: frozenset({S.COMPLETED, S.RUNNING, S.MITIGATED, S.FAILED}),
+    # mitigated: the approximate result is active; the scheduled exact retrain closes it.
+    S.MITIGATED: frozenset({S.VERIFYING, S.COMPLETED, S.FAILED}),
     S.FAILED: frozenset({S.RECEIVED}),
     S.COMPLETED: frozenset(),
     S.CANCELLED: frozenset(),
@@ -67,6 +69,8 @@ def _move(
     request.updated_at = utcnow()
     if to in TERMINAL:
         request.completed_at = request.updated_at
+    if to == S.MITIGATED and request.mitigated_at is None:
+        request.mitigated_at = request.updated_at
     payload: dict[str, Any] = {"from": current.value, "to": to.value}
     if reason:
         payload["reason"] = reason
@@ -136,7 +140,7 @@ def advance(
     event: str | None = None,
 ) -> None:
     """A move decided from the request's jobs (`app.erasure.progress`): running, verifying,
-    back to running (`event="fallback"`), or failed."""
+    mitigated, back to running (`event="fallback"`), or failed."""
     _move(session, request, to=to, actor=actor, reason=reason, event=event)
 
 

@@ -34,5 +34,9 @@ class ErasureRequest(Base):
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When every affected model first stopped exposing the person (approximate mitigation).
+    mitigated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the scheduled exact retrain should have closed it (its start plus the last run).
+    exact_expected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Raised by an admin retry: only the jobs of the current attempt decide the status.
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -6,6 +6,7 @@ the resolution for one left in `planning` by a worker that died.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,11 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.service import SYSTEM_ACTOR
-from app.erasure import lifecycle, progress
+from app.core.config import get_settings
+from app.core.db import utcnow
+from app.erasure import lifecycle, progress, scheduler
 from app.erasure.enums import PLANNABLE, RequestStatus
 from app.erasure.models import ErasureRequest
 from app.jobs import service as jobs_service
+from app.jobs.enums import JobKind
 from app.lineage.service import IdentityHash, claim_records, resolve_subjects
+from app.registry.enums import Finalize, Strategy
 from app.registry.models import MlModel
 from app.registry.service import models_on_dataset
 
@@ -37,6 +42,47 @@ def _may_hold_records(session: Session, *, model: MlModel) -> bool:
     if model.active_version_id is not None:
         return True
     return jobs_service.is_training(session, model_id=model.id)
+
+
+def _mitigates(model: MlModel) -> bool:
+    """Approximate unlearning is a mitigation for this model; an exact retrain closes."""
+    return model.strategy == Strategy.APPROXIMATE and model.finalize == Finalize.EXACT
+
+
+def _attach(
+    session: Session,
+    *,
+    request: ErasureRequest,
+    model: MlModel,
+    window: timedelta,
+    max_attempts: int,
+) -> tuple[dict[str, str], list[uuid.UUID]]:
+    """Join the model's next jobs; returns the plan's entry and the jobs to ring now."""
+    join = functools.partial(
+        jobs_service.attach_request,
+        session,
+        model_id=model.id,
+        client_id=model.client_id,
+        request_id=request.id,
+        attempt=request.attempt,
+        window=window,
+        max_attempts=max_attempts,
+    )
+    if not _mitigates(model):
+        job = join()
+        return {"model_id": str(model.id), "job_id": str(job.id)}, [job.id]
+    mitigation = join(kind=JobKind.MITIGATE)
+    exact = join(
+        kind=JobKind.UNLEARN,
+        not_before=utcnow() + timedelta(hours=get_settings().exact_max_wait_hours),
+    )
+    scheduler.reschedule(session, model_id=model.id)
+    entry = {
+        "model_id": str(model.id),
+        "job_id": str(exact.id),
+        "mitigation_job_id": str(mitigation.id),
+    }
+    return entry, [mitigation.id]
 
 
 def plan_request(
@@ -66,17 +112,11 @@ def plan_request(
         for model in models_on_dataset(session, dataset_id=dataset_id):
             if not _may_hold_records(session, model=model):
                 continue
-            job = jobs_service.attach_request(
-                session,
-                model_id=model.id,
-                client_id=model.client_id,
-                request_id=request.id,
-                attempt=request.attempt,
-                window=window,
-                max_attempts=max_attempts,
+            entry, to_start = _attach(
+                session, request=request, model=model, window=window, max_attempts=max_attempts
             )
-            affected.append({"model_id": str(model.id), "job_id": str(job.id), "records": len(ids)})
-            outcome.jobs_to_start.append(job.id)
+            affected.append({**entry, "records": len(ids)})
+            outcome.jobs_to_start += to_start
     request.plan = {
         "records_found": resolved.record_count,
         "subjects_found": len(resolved.subject_ids),

@@ -13,6 +13,7 @@ from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.erasure import service
+from app.erasure.debt import erasure_debt
 from app.erasure.enums import RequestStatus
 from app.erasure.models import ErasureRequest
 from app.erasure.schemas import (
@@ -21,9 +22,11 @@ from app.erasure.schemas import (
     ErasureRequestOut,
     ErasureRequestPage,
     ExtendBody,
+    ModelDebtOut,
 )
 
 router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"])
+debt_router = APIRouter(prefix="/v1/erasure-debt", tags=["erasure"])
 
 
 def _dump(request: ErasureRequest) -> dict[str, Any]:
@@ -130,3 +133,10 @@ def extend(
         session, client=client, request_id=request_id, months=body.months, reason=body.reason
     )
     return _committed(session, erasure)
+
+
+@debt_router.get("", response_model=list[ModelDebtOut])
+def debt(session: SessionDep, client: RequestsReader) -> list[ModelDebtOut]:
+    """Per model, the requests mitigated (approximate) but not yet erased exactly, and when
+    the exact retrain is scheduled."""
+    return [ModelDebtOut.model_validate(d) for d in erasure_debt(session, client=client)]

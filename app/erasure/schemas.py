@@ -62,7 +62,26 @@ class ErasureRequestOut(BaseModel):
     jobs: list[dict[str, Any]]
     updated_at: datetime
     completed_at: datetime | None
+    mitigated_at: datetime | None = Field(
+        None, description="When every affected model stopped exposing the person (approximate)"
+    )
+    exact_expected_at: datetime | None = Field(
+        None, description="When the scheduled exact erasure is expected to close the request"
+    )
     links: dict[str, str]
+
+
+class ModelDebtOut(BaseModel):
+    """Requests of one model mitigated (approximate) but not yet erased exactly."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    model_id: uuid.UUID
+    requests: int
+    oldest_received_at: datetime
+    oldest_due_at: datetime
+    exact_scheduled_at: datetime | None
+    scheduled_by: str | None
 
 
 class ErasureRequestPage(BaseModel):

@@ -236,6 +236,7 @@ def to_out(
 ) -> ErasureRequestOut:
     base = f"/v1/erasure-requests/{request.id}"
     plan = PlanOut.model_validate(request.plan) if request.plan else None
+    is_open = RequestStatus(request.status) in OPEN
     return ErasureRequestOut(
         id=request.id,
         status=request.status,
@@ -253,5 +254,7 @@ def to_out(
         jobs=jobs or [],
         updated_at=request.updated_at,
         completed_at=request.completed_at,
+        mitigated_at=request.mitigated_at,
+        exact_expected_at=request.exact_expected_at if is_open else None,
         links={"self": base, "events": f"{base}/events", "certificate": f"{base}/certificate"},
     )

@@ -7,7 +7,22 @@ from enum import StrEnum
 
 class JobKind(StrEnum):
     TRAIN = "train"
+    # Exact erasure (SISA shard retrains or a retrain from scratch), or, for a model whose
+    # operator chose `finalize: approximate`, the approximate method with its check.
     UNLEARN = "unlearn"
+    # The approximate method applied at once to shorten the exposure window; it never closes
+    # a request: the model's next `unlearn` job does.
+    MITIGATE = "mitigate"
+
+
+class JobChange(StrEnum):
+    """What happened to a job, as announced to `on_job_change` listeners."""
+
+    CLAIMED = "claimed"
+    STAGE = "stage"
+    FALLBACK = "fallback"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class JobStatus(StrEnum):

@@ -12,6 +12,7 @@ from app.jobs.enums import JobKind, JobStage, JobStatus, ShardStatus
 
 _ONE_RUNNING = f"status = '{JobStatus.RUNNING}'"
 _ONE_PENDING_UNLEARN = f"status = '{JobStatus.PENDING}' AND kind = '{JobKind.UNLEARN}'"
+_ONE_PENDING_MITIGATE = f"status = '{JobStatus.PENDING}' AND kind = '{JobKind.MITIGATE}'"
 
 
 class Job(Base):
@@ -33,6 +34,13 @@ class Job(Base):
             unique=True,
             postgresql_where=text(_ONE_PENDING_UNLEARN),
             sqlite_where=text(_ONE_PENDING_UNLEARN),
+        ),
+        Index(
+            "uq_jobs_one_pending_mitigate_per_model",
+            "model_id",
+            unique=True,
+            postgresql_where=text(_ONE_PENDING_MITIGATE),
+            sqlite_where=text(_ONE_PENDING_MITIGATE),
         ),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
     )

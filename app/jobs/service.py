@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -24,16 +24,17 @@ from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.auth import ApiClient
 from app.core.db import utcnow
 from app.core.errors import NotFound, ProblemError
-from app.jobs.enums import ACTIVE_JOB_STATUSES, JobKind, JobStage, JobStatus
+from app.jobs.enums import ACTIVE_JOB_STATUSES, JobChange, JobKind, JobStage, JobStatus
 from app.jobs.models import Job, JobRequest
 from app.jobs.schemas import JobOut
 
-JobListener = Callable[[Session, Job], None]
+JobListener = Callable[[Session, Job, JobChange], None]
 _listeners: list[JobListener] = []
 
 
 def on_job_change(listener: JobListener) -> JobListener:
-    """Register `listener(session, job)`, called after each change of a job's status or stage."""
+    """Register `listener(session, job, change)`, called after each change of a job's status or
+    stage."""
     if listener not in _listeners:
         _listeners.append(listener)
     return listener
@@ -48,10 +49,10 @@ def job_listeners() -> tuple[JobListener, ...]:
     return tuple(_listeners)
 
 
-def _changed(session: Session, job: Job) -> None:
+def _changed(session: Session, job: Job, change: JobChange) -> None:
     session.flush()
     for listener in _listeners:
-        listener(session, job)
+        listener(session, job, change)
 
 
 def _audit(session: Session, job: Job, action: str, **data: Any) -> None:
@@ -100,26 +101,28 @@ def attach_request(
     attempt: int,
     window: timedelta,
     max_attempts: int,
+    kind: JobKind = JobKind.UNLEARN,
+    not_before: datetime | None = None,
 ) -> Job:
-    """Add a request's attempt to the model's next (pending) unlearning job, creating it if
-    needed."""
+    """Add a request's attempt to the model's next (pending) job of `kind` (unlearn or
+    mitigate), creating it if needed: requests for one model batch."""
     for _ in range(3):
         job = session.scalar(
             select(Job)
             .where(
                 Job.model_id == model_id,
-                Job.kind == JobKind.UNLEARN,
+                Job.kind == kind,
                 Job.status == JobStatus.PENDING,
             )
             .with_for_update()
         )
         if job is None:
             job = Job(
-                kind=JobKind.UNLEARN,
+                kind=kind,
                 model_id=model_id,
                 client_id=client_id,
                 status=JobStatus.PENDING,
-                not_before=utcnow() + window,
+                not_before=not_before or utcnow() + window,
                 max_attempts=max_attempts,
             )
             try:
@@ -136,7 +139,41 @@ def attach_request(
             link.attempt = attempt
         session.flush()
         return job
-    raise RuntimeError("could not find or create the model's pending unlearning job")
+    raise RuntimeError(f"could not find or create the model's pending {kind} job")
+
+
+def schedule(session: Session, *, job: Job, not_before: datetime, trigger: str) -> None:
+    """Set when a pending job may start (the erasure scheduler's decision, and why)."""
+    if job.status == JobStatus.PENDING and job.not_before != not_before:
+        job.not_before = not_before
+        job.metrics = {**(job.metrics or {}), "scheduled_by": trigger}
+        _audit(session, job, "scheduled", not_before=not_before.isoformat(), trigger=trigger)
+
+
+def last_run(session: Session, *, model_id: uuid.UUID) -> timedelta | None:
+    """How long the model's latest successful training or exact unlearning took."""
+    row = session.execute(
+        select(Job.started_at, Job.finished_at)
+        .where(
+            Job.model_id == model_id,
+            Job.kind.in_([JobKind.TRAIN, JobKind.UNLEARN]),
+            Job.status == JobStatus.SUCCEEDED,
+        )
+        .order_by(Job.finished_at.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.started_at is None or row.finished_at is None:
+        return None
+    run: timedelta = row.finished_at - row.started_at
+    return run
+
+
+def pending_job(session: Session, *, model_id: uuid.UUID, kind: JobKind) -> Job | None:
+    return session.scalar(
+        select(Job).where(
+            Job.model_id == model_id, Job.kind == kind, Job.status == JobStatus.PENDING
+        )
+    )
 
 
 def claim(session: Session, *, job_id: uuid.UUID, worker: str, lease: timedelta) -> Job | None:
@@ -165,7 +202,7 @@ def claim(session: Session, *, job_id: uuid.UUID, worker: str, lease: timedelta)
     except IntegrityError:
         return None
     _audit(session, job, "started", attempt=job.attempts, worker=worker)
-    _changed(session, job)
+    _changed(session, job, JobChange.CLAIMED)
     return job
 
 
@@ -206,7 +243,7 @@ def enter_stage(
     job.stage = stage
     if metrics:
         job.metrics = {**(job.metrics or {}), **metrics}
-    _changed(session, job)
+    _changed(session, job, JobChange.STAGE)
     return job
 
 
@@ -214,12 +251,13 @@ def fall_back(
     session: Session, *, job_id: uuid.UUID, reason: str, figures: dict[str, Any]
 ) -> Job | None:
     """An approximate result failed its check: the job retrains from scratch instead."""
-    return enter_stage(
-        session,
-        job_id=job_id,
-        stage=JobStage.RETRAINING,
-        metrics={"approximate_attempt": figures, "fallback_reason": reason},
-    )
+    job = running_job(session, job_id=job_id)
+    if job is None:
+        return None
+    job.stage = JobStage.RETRAINING
+    job.metrics = {**(job.metrics or {}), "approximate_attempt": figures, "fallback_reason": reason}
+    _changed(session, job, JobChange.FALLBACK)
+    return job
 
 
 def succeed(
@@ -233,7 +271,7 @@ def succeed(
     job.finished_at = utcnow()
     job.lease_expires_at = None
     _audit(session, job, JobStatus.SUCCEEDED, result_version_id=str(result_version_id))
-    _changed(session, job)
+    _changed(session, job, JobChange.SUCCEEDED)
 
 
 def fail(session: Session, *, job: Job, reason: str) -> None:
@@ -242,7 +280,7 @@ def fail(session: Session, *, job: Job, reason: str) -> None:
     job.finished_at = utcnow()
     job.lease_expires_at = None
     _audit(session, job, JobStatus.FAILED, reason=reason)
-    _changed(session, job)
+    _changed(session, job, JobChange.FAILED)
 
 
 def requeue(session: Session, *, job: Job, reason: str) -> None:
@@ -331,6 +369,22 @@ def jobs_of_request(session: Session, *, request_id: uuid.UUID, attempt: int) ->
     )
 
 
+def unfinished_by_request(
+    session: Session, *, request_ids: list[uuid.UUID], kind: JobKind
+) -> list[tuple[uuid.UUID, Job]]:
+    """The pending or running jobs of `kind` that serve these requests."""
+    rows = session.execute(
+        select(JobRequest.request_id, Job)
+        .join(Job, Job.id == JobRequest.job_id)
+        .where(
+            JobRequest.request_id.in_(request_ids),
+            Job.kind == kind,
+            Job.status.in_(ACTIVE_JOB_STATUSES),
+        )
+    )
+    return [(request_id, job) for request_id, job in rows]
+
+
 def summaries_by_request(
     session: Session, *, request_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
@@ -346,6 +400,7 @@ def summaries_by_request(
         summaries.setdefault(request_id, []).append(
             {
                 "id": str(job.id),
+                "kind": job.kind,
                 "model_id": str(job.model_id),
                 "status": job.status,
                 "stage": job.stage,

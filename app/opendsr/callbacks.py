@@ -36,6 +36,10 @@ def lethe_extension(request: ErasureRequest) -> dict[str, Any]:
         "erasure_request_id": str(request.id),
         "lethe_status": request.status,
     }
+    if request.mitigated_at is not None:
+        details["mitigated_at"] = rfc3339(request.mitigated_at)
+    if request.exact_expected_at is not None and request.status == RequestStatus.MITIGATED:
+        details["exact_expected_at"] = rfc3339(request.exact_expected_at)
     if request.status == RequestStatus.DENIED:
         details["denied"] = True
         details["denial_reason"] = request.status_reason

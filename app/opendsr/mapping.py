@@ -24,6 +24,7 @@ _STATUS: dict[str, str] = {
     RequestStatus.PLANNED: IN_PROGRESS,
     RequestStatus.RUNNING: IN_PROGRESS,
     RequestStatus.VERIFYING: IN_PROGRESS,
+    RequestStatus.MITIGATED: IN_PROGRESS,
     RequestStatus.FAILED: IN_PROGRESS,
     RequestStatus.COMPLETED: COMPLETED,
     RequestStatus.CANCELLED: CANCELLED,

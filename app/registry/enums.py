@@ -11,6 +11,13 @@ class Strategy(StrEnum):
     RETRAIN = "retrain"
 
 
+class Finalize(StrEnum):
+    """What closes an erasure request for an approximate model."""
+
+    EXACT = "exact"  # an exact retrain, scheduled and batched; approximate is a mitigation
+    APPROXIMATE = "approximate"  # the approximate result itself, certified as approximate
+
+
 class VersionStatus(StrEnum):
     ACTIVE = "active"
     SUPERSEDED = "superseded"

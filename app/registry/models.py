@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, UTCDateTime, new_id, utcnow
+from app.registry.enums import Finalize
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -40,6 +41,9 @@ class MlModel(Base):
     num_classes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     input_shape: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     approximate_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    finalize: Mapped[str] = mapped_column(
+        String(20), default=Finalize.EXACT.value, server_default=Finalize.EXACT.value
+    )
     active_version_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

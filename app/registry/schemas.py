@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.registry.enums import Strategy
+from app.registry.enums import Finalize, Strategy
 
 
 class ModelCreate(BaseModel):
@@ -30,6 +30,12 @@ class ModelCreate(BaseModel):
         None, min_length=1, max_length=4, description="e.g. [1, 8, 8] for the cnn; default [d]"
     )
     approximate_policy: dict[str, Any] | None = None
+    finalize: Finalize = Field(
+        Finalize.EXACT,
+        description="For the approximate strategy: `exact` (the default) makes the approximate "
+        "result a mitigation and closes each request with a scheduled exact retrain; "
+        "`approximate` closes requests with the approximate result, certified as approximate",
+    )
 
     @model_validator(mode="after")
     def _strategy_fits(self) -> ModelCreate:
@@ -37,6 +43,8 @@ class ModelCreate(BaseModel):
             raise ValueError("shards and slices apply only to the sisa strategy")
         if self.strategy != Strategy.APPROXIMATE and self.approximate_policy is not None:
             raise ValueError("approximate_policy applies only to the approximate strategy")
+        if self.strategy != Strategy.APPROXIMATE and self.finalize != Finalize.EXACT:
+            raise ValueError("finalize: approximate applies only to the approximate strategy")
         return self
 
 
@@ -74,6 +82,7 @@ class ModelOut(BaseModel):
     input_shape: list[int] | None
     num_classes: int | None
     approximate_policy: dict[str, Any] | None
+    finalize: str
     active_version: VersionOut | None = None
     created_at: datetime
 

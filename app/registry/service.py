@@ -71,6 +71,7 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
         aggregation=body.aggregation,
         input_shape=body.input_shape,
         approximate_policy=policy,
+        finalize=body.finalize,
     )
     session.add(model)
     session.flush()

@@ -23,8 +23,9 @@ ALLOWED: dict[S, set[S]] = {
     S.APPROVED: {S.PLANNING, S.CANCELLED},
     S.PLANNING: {S.PLANNED, S.COMPLETED, S.FAILED, S.CANCELLED},
     S.PLANNED: {S.RUNNING, S.COMPLETED, S.FAILED, S.CANCELLED},
-    S.RUNNING: {S.VERIFYING, S.FAILED},
-    S.VERIFYING: {S.COMPLETED, S.RUNNING, S.FAILED},
+    S.RUNNING: {S.VERIFYING, S.MITIGATED, S.FAILED},
+    S.VERIFYING: {S.COMPLETED, S.RUNNING, S.MITIGATED, S.FAILED},
+    S.MITIGATED: {S.VERIFYING, S.COMPLETED, S.FAILED},
     S.FAILED: {S.RECEIVED},
     S.COMPLETED: set(),
     S.CANCELLED: set(),
@@ -97,6 +98,7 @@ def test_transition(sqlite_session, client_id, current, target):
         sqlite_session.commit()  # audit events are chained and written at commit
         assert request.status == target
         assert (request.completed_at is not None) == (target in lifecycle.TERMINAL)
+        assert (request.mitigated_at is not None) == (target == S.MITIGATED)
         [action] = _events(sqlite_session, request)
         assert action.startswith("erasure_request.")
         assert request.attempt == attempt + (1 if target == S.RECEIVED else 0)

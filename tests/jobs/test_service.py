@@ -20,8 +20,8 @@ def seen():
     """Record every change the jobs service announces."""
     changes: list[tuple[uuid.UUID, str, str]] = []
 
-    def listener(session, job) -> None:
-        changes.append((job.id, job.status, job.stage))
+    def listener(session, job, change) -> None:
+        changes.append((job.id, job.status, job.stage, change))
 
     jobs.on_job_change(listener)
     yield changes
@@ -88,9 +88,9 @@ def test_claim_stages_and_end_are_announced(sqlite_session, model_id, client_id,
     assert job.metrics == {"a": 1, "b": 2} and job.progress == 1.0
     assert jobs.enter_stage(sqlite_session, job_id=job.id, stage=JobStage.TRAINING) is None
     assert seen == [
-        (job.id, "running", "queued"),
-        (job.id, "running", "verifying"),
-        (job.id, "succeeded", "done"),
+        (job.id, "running", "queued", "claimed"),
+        (job.id, "running", "verifying", "stage"),
+        (job.id, "succeeded", "done", "succeeded"),
     ]
 
 
@@ -104,7 +104,8 @@ def test_a_fallback_is_recorded_on_the_job(sqlite_session, model_id, client_id, 
     assert job.metrics["fallback_reason"] == "gate failed"
     assert job.metrics["approximate_attempt"] == {"auc": 0.7}
     jobs.fail(sqlite_session, job=job, reason="out of memory")
-    assert seen[-1] == (job.id, "failed", "retraining") and job.error == "out of memory"
+    assert [change for *_, change in seen] == ["claimed", "fallback", "failed"]
+    assert seen[-1][1:3] == ("failed", "retraining") and job.error == "out of memory"
 
 
 def test_jobs_are_visible_to_their_owner_and_admins(sqlite_session, model_id, api_client):

@@ -1,6 +1,12 @@
-"""Unlearning a monolithic model: the approximate method of its policy, gated by the
-membership-inference test, with retraining from scratch as the fallback (or straight away for
-the `retrain` strategy)."""
+"""Unlearning a monolithic model.
+
+- `run` (an `unlearn` job) is exact: retraining from scratch on the remaining records. Only for
+  a model whose operator chose `finalize: approximate` does it try the policy's approximate
+  method first, gated by the membership test, retraining when the check fails.
+- `mitigate` (a `mitigate` job) applies the approximate method at once so the active model stops
+  exposing the person; its result is activated only when the check passes. It never closes a
+  request: the model's scheduled exact job does.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,10 @@ import numpy as np
 
 from app.jobs import service as jobs_service
 from app.jobs.enums import JobStage
-from app.registry.enums import Strategy
+from app.registry.enums import Finalize, Strategy
 from app.registry.versions import NewVersion
 from workers.engine.approximate.policy import ApproximatePolicy
-from workers.engine.approximate.workflow import unlearn_and_verify
+from workers.engine.approximate.workflow import ApproximateOutcome, unlearn_and_verify
 from workers.engine.data import RecordArrays
 from workers.engine.training import accuracy, train_model
 from workers.pipeline.activation import activate
@@ -23,76 +29,91 @@ from workers.pipeline.models_io import load_monolithic, save_monolithic, spec_fo
 from workers.pipeline.session import Heartbeat, db_session, enter_stage
 from workers.pipeline.storage import get_record_ids
 
+MEMBERSHIP = "membership_inference"
+
+
+def _approximate(
+    ctx: JobContext, *, forget: RecordArrays, remaining: RecordArrays, heart: Heartbeat
+) -> ApproximateOutcome:
+    enter_stage(ctx.job_id, stage=JobStage.UNLEARNING)
+    outcome = unlearn_and_verify(
+        model=load_monolithic(model=ctx.model, manifest=ctx.base.manifest),
+        forget=forget,
+        retain=remaining,
+        holdout=ctx.records(split="holdout"),
+        test=ctx.records(split="test"),
+        policy=ApproximatePolicy.from_dict(ctx.model.approximate_policy or {}),
+        progress=lambda done, total: heart.beat(fraction=0.8 * done / max(total, 1)),
+    )
+    enter_stage(ctx.job_id, stage=JobStage.VERIFYING)
+    return outcome
+
+
+def _approximate_metrics(outcome: ApproximateOutcome) -> dict[str, Any]:
+    return {
+        "test_accuracy": round(outcome.utility_after.test_accuracy, 4),
+        "verification": {"kind": MEMBERSHIP, **outcome.to_dict()},
+    }
+
 
 def run(*, job_id: uuid.UUID) -> None:
     ctx = load_context(job_id=job_id)
     forget = ctx.forget()
     remaining = ctx.remaining()
-    test = ctx.records(split="test")
     heart = Heartbeat(job_id=job_id)
     gate: dict[str, Any] | None = None
-    if ctx.model.strategy == Strategy.APPROXIMATE and len(forget):
-        policy = ApproximatePolicy.from_dict(ctx.model.approximate_policy or {})
-        enter_stage(job_id, stage=JobStage.UNLEARNING)
-        outcome = unlearn_and_verify(
-            model=load_monolithic(model=ctx.model, manifest=ctx.base.manifest),
-            forget=forget,
-            retain=remaining,
-            holdout=ctx.records(split="holdout"),
-            test=test,
-            policy=policy,
-            progress=lambda done, total: heart.beat(fraction=0.8 * done / max(total, 1)),
-        )
-        figures = outcome.to_dict()
-        enter_stage(job_id, stage=JobStage.VERIFYING)
+    approximate_closes = (
+        ctx.model.strategy == Strategy.APPROXIMATE and ctx.model.finalize == Finalize.APPROXIMATE
+    )
+    if approximate_closes and len(forget):
+        outcome = _approximate(ctx, forget=forget, remaining=remaining, heart=heart)
         if not outcome.fallback_needed:
-            _activate(
-                ctx=ctx,
-                forget=forget,
-                remaining=remaining,
-                network=outcome.model,
-                method=f"approximate:{outcome.method}",
-                exact=False,
-                metrics={
-                    "test_accuracy": round(outcome.utility_after.test_accuracy, 4),
-                    "verification": {"kind": "membership_inference", **figures},
-                },
-            )
+            _activate_approximate(ctx, forget=forget, outcome=outcome)
             return
-        _fall_back(job_id, reason="; ".join(outcome.reasons), figures=figures)
-        gate = {"kind": "membership_inference", **figures}
+        _fall_back(job_id, reason="; ".join(outcome.reasons), figures=outcome.to_dict())
+        gate = {"kind": MEMBERSHIP, **outcome.to_dict()}
     else:
         enter_stage(job_id, stage=JobStage.RETRAINING)
-    heart.beat(fraction=0.0, force=True)
-    network = train_model(
-        spec=spec_for(ctx.model),
-        data=remaining,
-        num_classes=int(ctx.base.manifest["num_classes"]),
-        seed=ctx.model.seed,
-        progress=lambda epoch, total: heart.beat(fraction=epoch / total),
+    _retrain(ctx, forget=forget, remaining=remaining, heart=heart, gate=gate)
+
+
+def mitigate(*, job_id: uuid.UUID) -> None:
+    ctx = load_context(job_id=job_id)
+    forget = ctx.forget()
+    if not len(forget) or not _base_saw(ctx, forget):
+        _finish_without_version(
+            job_id, mitigation="not_needed", reason="the active version never saw the records"
+        )
+        return
+    outcome = _approximate(
+        ctx, forget=forget, remaining=ctx.remaining(), heart=Heartbeat(job_id=job_id)
     )
-    enter_stage(job_id, stage=JobStage.VERIFYING)
-    verification: dict[str, Any] = {
-        "kind": "exact",
-        "erased_records": len(forget),
-        "erased_records_in_new_version": int(
-            np.isin(forget.record_ids, remaining.record_ids).sum()
-        ),
-    }
-    if gate is not None:
-        verification["approximate_attempt"] = gate
-    _activate(
-        ctx=ctx,
-        forget=forget,
-        remaining=remaining,
-        network=network,
-        method="retrain",
-        exact=True,
-        metrics={
-            "test_accuracy": round(accuracy(model=network, data=test), 4),
-            "verification": verification,
-        },
-    )
+    if outcome.fallback_needed:
+        reason = "approximate unlearning failed its check (" + "; ".join(outcome.reasons) + ")"
+        _finish_without_version(
+            job_id, mitigation="failed", reason=reason, figures=_approximate_metrics(outcome)
+        )
+        return
+    _activate_approximate(ctx, forget=forget, outcome=outcome, mitigation=True)
+
+
+def _base_saw(ctx: JobContext, forget: RecordArrays) -> bool:
+    """Whether the active version may carry the records (an approximate one always may)."""
+    key = ctx.base.manifest.get("record_ids_key")
+    if not ctx.base.exact or key is None:
+        return True
+    return bool(np.isin(forget.record_ids, get_record_ids(key=key)).any())
+
+
+def _finish_without_version(
+    job_id: uuid.UUID, *, mitigation: str, reason: str, figures: dict[str, Any] | None = None
+) -> None:
+    with db_session() as session:
+        job = jobs_service.running_job(session, job_id=job_id)
+        if job is not None:
+            metrics = {"mitigation": mitigation, "not_mitigated_reason": reason, **(figures or {})}
+            jobs_service.succeed(session, job=job, result_version_id=None, metrics=metrics)
+        session.commit()
 
 
 def _fall_back(job_id: uuid.UUID, *, reason: str, figures: dict[str, Any]) -> None:
@@ -106,27 +127,94 @@ def _fall_back(job_id: uuid.UUID, *, reason: str, figures: dict[str, Any]) -> No
         session.commit()
 
 
-def _activate(
-    *,
+def _retrain(
     ctx: JobContext,
+    *,
     forget: RecordArrays,
     remaining: RecordArrays,
+    heart: Heartbeat,
+    gate: dict[str, Any] | None,
+) -> None:
+    heart.beat(fraction=0.0, force=True)
+    network = train_model(
+        spec=spec_for(ctx.model),
+        data=remaining,
+        num_classes=int(ctx.base.manifest["num_classes"]),
+        seed=ctx.model.seed,
+        progress=lambda epoch, total: heart.beat(fraction=epoch / total),
+    )
+    enter_stage(ctx.job_id, stage=JobStage.VERIFYING)
+    verification: dict[str, Any] = {
+        "kind": "exact",
+        "erased_records": len(forget),
+        "erased_records_in_new_version": int(
+            np.isin(forget.record_ids, remaining.record_ids).sum()
+        ),
+    }
+    if gate is not None:
+        verification["approximate_attempt"] = gate
+    _activate(
+        ctx,
+        forget=forget,
+        network=network,
+        record_ids=remaining.record_ids,
+        method="retrain",
+        exact=True,
+        metrics={
+            "test_accuracy": round(accuracy(model=network, data=ctx.records(split="test")), 4),
+            "verification": verification,
+        },
+        trained_records=len(remaining),
+    )
+
+
+def _activate_approximate(
+    ctx: JobContext,
+    *,
+    forget: RecordArrays,
+    outcome: ApproximateOutcome,
+    mitigation: bool = False,
+) -> None:
+    # Edited weights still carry what the base version was trained on: the manifest says so,
+    # so that the exact erasure later purges this version too.
+    influenced_by = get_record_ids(key=ctx.base.manifest["record_ids_key"])
+    metrics = _approximate_metrics(outcome)
+    if mitigation:
+        metrics["mitigation"] = "applied"
+    _activate(
+        ctx,
+        forget=forget,
+        network=outcome.model,
+        record_ids=influenced_by,
+        method=f"approximate:{outcome.method}",
+        exact=False,
+        metrics=metrics,
+        trained_records=int(influenced_by.size) - len(forget),
+    )
+
+
+def _activate(
+    ctx: JobContext,
+    *,
+    forget: RecordArrays,
     network: Any,
+    record_ids: np.ndarray,
     method: str,
     exact: bool,
     metrics: dict[str, Any],
+    trained_records: int,
 ) -> None:
     version_id = uuid.uuid4()
     manifest = save_monolithic(
         model=ctx.model,
         version_id=version_id,
         network=network,
-        record_ids=remaining.record_ids,
+        record_ids=record_ids,
         input_shape=tuple(ctx.base.manifest["input_shape"]),
         num_classes=int(ctx.base.manifest["num_classes"]),
         max_record_id=int(ctx.base.manifest["max_record_id"]),
     )
-    if np.isin(forget.record_ids, get_record_ids(key=manifest["record_ids_key"])).any():
+    if exact and np.isin(forget.record_ids, get_record_ids(key=manifest["record_ids_key"])).any():
         raise RuntimeError("the new version's manifest still lists an erased record")
     activate(
         ctx=ctx,
@@ -135,8 +223,8 @@ def _activate(
             id=version_id,
             method=method,
             exact=exact,
-            manifest=manifest,
-            trained_records=len(remaining),
+            manifest={**manifest, "exact": exact},
+            trained_records=trained_records,
             metrics=metrics,
             checkpoint_rows=[(manifest["weights_key"], 0, 0)],
         ),

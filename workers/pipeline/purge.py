@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 
 from app.registry import versions
 from app.registry.versions import PurgePlan
-from workers.pipeline.storage import artifact_store, checkpoint_store, get_record_ids
+from workers.pipeline.storage import (
+    artifact_store,
+    checkpoint_store,
+    get_record_ids,
+    weights_prefix,
+)
 
 
 def mark_tainted(
@@ -26,10 +31,12 @@ def mark_tainted(
     if erased.size == 0:
         return PurgePlan()
     checkpoints = checkpoint_store(model_id=model_id)
+    weights = weights_prefix(model_id=model_id)
     tainted = [
         key
         for key in versions.live_checkpoint_keys(session, model_id=model_id)
-        if not checkpoints.has(key=key) or checkpoints.get_manifest(key=key).contains_any(erased)
+        if not key.startswith(weights)
+        and (not checkpoints.has(key=key) or checkpoints.get_manifest(key=key).contains_any(erased))
     ]
     held = [
         version.id

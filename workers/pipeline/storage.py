@@ -23,7 +23,12 @@ def checkpoint_store(*, model_id: uuid.UUID) -> CheckpointStore:
 
 
 def weights_key(*, model_id: uuid.UUID, version_id: uuid.UUID) -> str:
-    return f"models/{model_id}/weights/{version_id}.pt"
+    return f"{weights_prefix(model_id=model_id)}{version_id}.pt"
+
+
+def weights_prefix(*, model_id: uuid.UUID) -> str:
+    """Where a monolithic model's version weights live: each is purged with its version."""
+    return f"models/{model_id}/weights/"
 
 
 def record_ids_key(*, model_id: uuid.UUID, version_id: uuid.UUID) -> str:

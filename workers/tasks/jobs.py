@@ -39,6 +39,7 @@ from workers.pipeline.session import db_session
 log = structlog.get_logger(__name__)
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 STUCK_REQUEST_AFTER = timedelta(seconds=60)
+RING_AHEAD = timedelta(minutes=10)
 
 
 def _lease() -> timedelta:
@@ -63,7 +64,8 @@ def _start_next(model_id: uuid.UUID) -> None:
         pending = jobs.pending_of_model(session, model_id=model_id)
     for job in pending:
         wait = max(0.0, (job.not_before - utcnow()).total_seconds())
-        enqueue(RUN_JOB, args=[str(job.id)], queue=TRAINING_QUEUE, countdown=wait)
+        if wait <= RING_AHEAD.total_seconds():  # later ones: the reconciler rings them when due
+            enqueue(RUN_JOB, args=[str(job.id)], queue=TRAINING_QUEUE, countdown=wait)
 
 
 @celery_app.task(name=RUN_JOB)
@@ -79,7 +81,7 @@ def run_job(job_id: str) -> str:
         model = session.get(MlModel, job.model_id)
         assert model is not None
         kind, strategy, model_id = job.kind, model.strategy, model.id
-        if kind == JobKind.UNLEARN:
+        if kind in (JobKind.UNLEARN, JobKind.MITIGATE):
             jobs.start_from(session, job=job, version_id=model.active_version_id)
         has_base = job.base_version_id is not None
         session.commit()
@@ -87,7 +89,9 @@ def run_job(job_id: str) -> str:
         if kind == JobKind.TRAIN:
             run_training(job_id=jid)
         elif not has_base:
-            _nothing_to_unlearn(jid)
+            _nothing_to_unlearn(jid, kind=JobKind(kind))
+        elif kind == JobKind.MITIGATE:
+            monolithic_unlearning.mitigate(job_id=jid)
         elif strategy == Strategy.SISA:
             shards = sisa_unlearning.plan_shards(job_id=jid)
             for shard in shards:
@@ -104,13 +108,16 @@ def run_job(job_id: str) -> str:
     return "done"
 
 
-def _nothing_to_unlearn(job_id: uuid.UUID) -> None:
+def _nothing_to_unlearn(job_id: uuid.UUID, *, kind: JobKind) -> None:
     """The model had no version when the job started, so it never saw the records: verified by
     that alone."""
     with db_session() as session:
         job = jobs.enter_stage(session, job_id=job_id, stage=JobStage.VERIFYING)
         if job is not None:
-            jobs.succeed(session, job=job, result_version_id=None, metrics={"method": "none"})
+            metrics = {"method": "none"}
+            if kind == JobKind.MITIGATE:
+                metrics["mitigation"] = "not_needed"
+            jobs.succeed(session, job=job, result_version_id=None, metrics=metrics)
         session.commit()
 
 
