@@ -24,9 +24,8 @@ from app.erasure.models import ErasureRequest
 from app.jobs import service as jobs_service
 from app.jobs.enums import JobKind
 from app.lineage.service import IdentityHash, claim_records, resolve_subjects
-from app.registry.enums import Finalize, Strategy
 from app.registry.models import MlModel
-from app.registry.service import models_on_dataset
+from app.registry.service import mitigates, models_on_dataset
 
 log = structlog.get_logger(__name__)
 
@@ -42,11 +41,6 @@ def _may_hold_records(session: Session, *, model: MlModel) -> bool:
     if model.active_version_id is not None:
         return True
     return jobs_service.is_training(session, model_id=model.id)
-
-
-def _mitigates(model: MlModel) -> bool:
-    """Approximate unlearning is a mitigation for this model; an exact retrain closes."""
-    return model.strategy == Strategy.APPROXIMATE and model.finalize == Finalize.EXACT
 
 
 def _attach(
@@ -68,7 +62,7 @@ def _attach(
         window=window,
         max_attempts=max_attempts,
     )
-    if not _mitigates(model):
+    if not mitigates(model):
         job = join()
         return {"model_id": str(model.id), "job_id": str(job.id)}, [job.id]
     mitigation = join(kind=JobKind.MITIGATE)

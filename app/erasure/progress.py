@@ -17,11 +17,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.service import SYSTEM_ACTOR, append_event
+from app.core.config import get_settings
 from app.erasure import lifecycle, scheduler
 from app.erasure.completion import finalize
 from app.erasure.enums import RequestStatus
@@ -29,6 +31,8 @@ from app.erasure.models import ErasureRequest
 from app.jobs import service as jobs_service
 from app.jobs.enums import JobChange, JobKind, JobStage, JobStatus
 from app.jobs.models import Job
+from app.registry.models import MlModel
+from app.registry.service import mitigates
 
 S = RequestStatus
 FOLLOWS_JOBS = frozenset({S.PLANNED, S.RUNNING, S.VERIFYING, S.MITIGATED})
@@ -198,6 +202,10 @@ def follow_job(session: Session, job: Job, change: JobChange) -> None:
     if _mitigation_failed(job, change):
         # Without an approximate result the person stays exposed: the exact retrain goes now.
         scheduler.reschedule(session, model_id=job.model_id, bring_forward=True)
+    model = session.get(MlModel, job.model_id)
+    if job.kind == JobKind.UNLEARN and change == JobChange.SUCCEEDED and model and mitigates(model):
+        window = timedelta(seconds=get_settings().batching_window_seconds)
+        scheduler.remitigate_waiting(session, model_id=job.model_id, window=window)
     for request_id, attempt in jobs_service.request_attempts(session, job_id=job.id):
         request = session.scalar(
             select(ErasureRequest).where(ErasureRequest.id == request_id).with_for_update()

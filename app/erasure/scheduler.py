@@ -82,6 +82,41 @@ def exact_start(
     return min(candidates, key=lambda start: start.at)
 
 
+def remitigate_waiting(session: Session, *, model_id: uuid.UUID, window: timedelta) -> None:
+    """A new exact version may have been trained on records of requests that joined the next
+    batch while it ran, undoing their mitigation: give them a new mitigation job (it does
+    nothing where the new version never saw their records)."""
+    job = jobs_service.pending_job(session, model_id=model_id, kind=JobKind.UNLEARN)
+    if job is None:
+        return
+    waiting = session.execute(
+        select(ErasureRequest.id, ErasureRequest.attempt).where(
+            ErasureRequest.id.in_(jobs_service.request_ids(session, job_id=job.id))
+        )
+    ).all()
+    mitigation = None
+    for request_id, attempt in waiting:
+        mitigation = jobs_service.attach_request(
+            session,
+            model_id=model_id,
+            client_id=job.client_id,
+            request_id=request_id,
+            attempt=attempt,
+            window=window,
+            max_attempts=job.max_attempts,
+            kind=JobKind.MITIGATE,
+        )
+    if mitigation is not None:
+        enqueue_after_commit(
+            session,
+            RUN_JOB,
+            args=[str(mitigation.id)],
+            queue=TRAINING_QUEUE,
+            countdown=window.total_seconds(),
+            dedupe_key=str(mitigation.id),
+        )
+
+
 def reschedule(session: Session, *, model_id: uuid.UUID, bring_forward: bool = False) -> None:
     """Set the start of the model's pending exact job from the requests it carries; ring the
     worker after the commit when it is due now."""

@@ -96,7 +96,7 @@ def attach_request(
     session: Session,
     *,
     model_id: uuid.UUID,
-    client_id: uuid.UUID,
+    client_id: uuid.UUID | None,
     request_id: uuid.UUID,
     attempt: int,
     window: timedelta,

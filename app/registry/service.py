@@ -16,7 +16,7 @@ from app.core.errors import NotFound, ProblemError
 from app.jobs.models import Job
 from app.jobs.service import create_train_job
 from app.lineage.service import get_dataset
-from app.registry.enums import Strategy
+from app.registry.enums import Finalize, Strategy
 from app.registry.models import MlModel, ModelVersion
 from app.registry.schemas import ModelCreate, ModelOut, VersionOut
 from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
@@ -24,6 +24,12 @@ from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
 BUILTIN_ARCHITECTURES = ("mlp", "cnn")
 # The default SISA configuration, chosen from the benchmark grid (README, bench/RESULTS.md).
 DEFAULT_SHARDS, DEFAULT_SLICES = 16, 8
+
+
+def mitigates(model: MlModel) -> bool:
+    """Approximate unlearning is only a mitigation for this model: an exact retrain closes its
+    erasures (the approximate strategy's default, `finalize: exact`)."""
+    return model.strategy == Strategy.APPROXIMATE and model.finalize == Finalize.EXACT
 
 
 def known_architectures() -> list[str]:
