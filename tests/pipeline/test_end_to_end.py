@@ -139,6 +139,7 @@ def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery
         "erasure_request.planned",
         "erasure_request.running",
         "erasure_request.verifying",
+        "erasure_request.model_erased",
         "erasure_request.data_purged",
         "erasure_request.completed",
     ]
