@@ -6,19 +6,29 @@ from typing import Any
 
 from celery.signals import setup_logging
 
-from app.core.broker import RECONCILE, SWEEP_WEBHOOKS, get_celery
+from app.core.broker import RECONCILE, SWEEP_PURGE, SWEEP_WEBHOOKS, get_celery
 from app.core.config import get_settings
 from app.core.observability import configure_logging
 from app.wiring import connect_domains
 
 connect_domains()
 celery_app = get_celery()
-celery_app.conf.include = ["workers.tasks.erasure", "workers.tasks.jobs", "workers.tasks.webhooks"]
-# Beat sweeps the webhook outbox and reconciles jobs, so nothing depends on one broker message.
+celery_app.conf.include = [
+    "workers.tasks.erasure",
+    "workers.tasks.jobs",
+    "workers.tasks.purge",
+    "workers.tasks.webhooks",
+]
+# Beat sweeps the webhook and purge outboxes and reconciles jobs, so nothing depends on one
+# broker message.
 celery_app.conf.beat_schedule = {
     **(celery_app.conf.beat_schedule or {}),
     "jobs-reconcile": {
         "task": RECONCILE,
+        "schedule": get_settings().reconcile_interval_seconds,
+    },
+    "purge-sweep": {
+        "task": SWEEP_PURGE,
         "schedule": get_settings().reconcile_interval_seconds,
     },
     "webhooks-sweep": {

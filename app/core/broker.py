@@ -27,6 +27,7 @@ from app.core.config import EMBEDDED_BROKER, Settings, get_settings
 PLAN_ERASURE_REQUEST = "lethe.erasure.plan_request"
 DELIVER_WEBHOOKS = "lethe.webhooks.deliver"
 SWEEP_WEBHOOKS = "lethe.webhooks.sweep"
+SWEEP_PURGE = "lethe.registry.sweep_purge"
 RUN_JOB = "lethe.jobs.run"
 RUN_SHARD = "lethe.jobs.run_shard"
 FINISH_JOB = "lethe.jobs.finish"

@@ -1,5 +1,6 @@
-"""Finishing a request whose jobs are all done: purge its data, sign its certificate,
-complete it, in the transaction that saw the last job succeed."""
+"""Finishing a request whose exact jobs are all done: its data is purged at once (and scrubbed
+from storage by the sweeper); once that and every artifact that held it are confirmed gone, its
+certificate is signed and it completes."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from sqlalchemy.orm import Session
 
 from app.audit.certificates import Guarantee, issue_certificate
 from app.audit.service import SYSTEM_ACTOR, append_event
+from app.core.broker import SWEEP_PURGE, enqueue_after_commit
+from app.core.db import utcnow
 from app.erasure import lifecycle
 from app.erasure.models import ErasureRequest
 from app.jobs.enums import JobKind
 from app.jobs.models import Job
 from app.jobs.service import request_ids
 from app.lineage.service import purge_claimed
+from app.registry import purge
+from app.registry.enums import PurgeKind
+from app.registry.purge import counts_for_job
 from app.registry.versions import brief
 
 APPROXIMATE_LIMITATIONS = (
@@ -25,22 +31,36 @@ APPROXIMATE_LIMITATIONS = (
 )
 
 
-def finalize(
-    session: Session, *, request: ErasureRequest, jobs: list[Job], reason: str | None = None
-) -> None:
-    """Delete the request's records and identities, sign its certificate, complete it."""
+def purge_data(session: Session, *, request: ErasureRequest) -> None:
+    """Delete the request's records, features and identities once no model needs them, and
+    have the sweeper scrub them from the database's storage (idempotent)."""
+    if request.data_purged_at is not None:
+        return
     subject_ids = [uuid.UUID(s) for s in (request.plan or {}).get("subject_ids", [])]
     deleted, subjects_deleted = purge_claimed(
         session, request_id=request.id, subject_ids=subject_ids
     )
+    counts = {"records_deleted": deleted, "subjects_deleted": subjects_deleted}
+    request.data_purged_at = utcnow()
+    request.plan = {**(request.plan or {}), "purged": counts}
     append_event(
         session,
         actor=SYSTEM_ACTOR,
         action="erasure_request.data_purged",
         entity_type="erasure_request",
         entity_id=str(request.id),
-        data={"records_deleted": deleted, "subjects_deleted": subjects_deleted},
+        data=counts,
     )
+    purge.record(session, kind=PurgeKind.DATABASE, key="erased-rows", request_id=request.id)
+    enqueue_after_commit(session, SWEEP_PURGE, args=[], dedupe_key=SWEEP_PURGE)
+
+
+def finalize(
+    session: Session, *, request: ErasureRequest, jobs: list[Job], reason: str | None = None
+) -> None:
+    """Sign the certificate and complete the request: its data and every artifact that held
+    it are confirmed gone."""
+    counts = (request.plan or {}).get("purged") or {"records_deleted": 0, "subjects_deleted": 0}
     records_by_model = {
         m["model_id"]: m.get("records") for m in (request.plan or {}).get("models_affected", [])
     }
@@ -56,15 +76,16 @@ def finalize(
         if job.kind != JobKind.MITIGATE
     ]
     exact = all(m["exact"] for m in models)
+    guarantee = Guarantee.EXACT if exact else Guarantee.APPROXIMATE
     issue_certificate(
         session,
         request_id=request.id,
         subject_hashes=[i["hash"] for i in request.identities],
         received_at=request.received_at,
-        records_erased=deleted,
+        records_erased=counts["records_deleted"],
         models=models,
-        data_purge={"records_deleted": deleted, "subjects_deleted": subjects_deleted},
-        guarantee=Guarantee.EXACT if exact else Guarantee.APPROXIMATE,
+        data_purge={**counts, "storage_scrubbed": True},
+        guarantee=guarantee,
         mitigated_at=request.mitigated_at,
     )
     lifecycle.complete(
@@ -72,9 +93,9 @@ def finalize(
         request=request,
         actor=SYSTEM_ACTOR,
         summary={
-            "records_erased": deleted,
+            "records_erased": counts["records_deleted"],
             "models": len(models),
-            "guarantee": Guarantee.EXACT if exact else Guarantee.APPROXIMATE,
+            "guarantee": guarantee,
         },
         reason=reason,
     )
@@ -108,7 +129,7 @@ def _model_claims(
             "requests": len(request_ids(session, job_id=job.id)),
             "erased_records": (metrics.get("verification") or {}).get("erased_records"),
         },
-        "purge": metrics.get("purge"),
+        "purge": counts_for_job(session, job_id=job.id),
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }

@@ -38,5 +38,8 @@ class ErasureRequest(Base):
     mitigated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # When the scheduled exact retrain should have closed it (its start plus the last run).
     exact_expected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When its records, features and identities were deleted (the certificate follows once
+    # every artifact that held them is confirmed gone).
+    data_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Raised by an admin retry: only the jobs of the current attempt decide the status.
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -25,12 +25,13 @@ from sqlalchemy.orm import Session
 from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.config import get_settings
 from app.erasure import lifecycle, scheduler
-from app.erasure.completion import finalize
+from app.erasure.completion import finalize, purge_data
 from app.erasure.enums import RequestStatus
 from app.erasure.models import ErasureRequest
 from app.jobs import service as jobs_service
 from app.jobs.enums import JobChange, JobKind, JobStage, JobStatus
 from app.jobs.models import Job
+from app.registry import purge
 from app.registry.models import MlModel
 from app.registry.service import mitigates
 
@@ -51,9 +52,10 @@ class JobView:
     error: str | None = None
     fallback_reason: str | None = None
     has_result: bool = False
+    purged: bool = True  # every file its activation must delete is confirmed gone
 
     @classmethod
-    def of(cls, job: Job) -> JobView:
+    def of(cls, job: Job, *, purged: bool = True) -> JobView:
         return cls(
             id=job.id,
             status=JobStatus(job.status),
@@ -63,6 +65,7 @@ class JobView:
             error=job.error,
             fallback_reason=(job.metrics or {}).get("fallback_reason"),
             has_result=job.result_version_id is not None,
+            purged=purged,
         )
 
     @property
@@ -85,7 +88,7 @@ class Step:
     event: str | None = None
 
 
-def _target(jobs: Sequence[JobView]) -> Step | None:
+def _target(jobs: Sequence[JobView], *, purge_pending: bool) -> Step | None:
     """The status the jobs call for, regardless of where the request is now."""
     exact = [j for j in jobs if j.kind != JobKind.MITIGATE]
     if not exact:
@@ -94,6 +97,8 @@ def _target(jobs: Sequence[JobView]) -> Step | None:
     if failed is not None:
         return Step(S.FAILED, reason=f"unlearning job {failed.id} failed: {failed.error}")
     if all(j.status == JobStatus.SUCCEEDED for j in exact):
+        if purge_pending or not all(j.purged for j in exact):
+            return Step(S.VERIFYING)  # the certificate waits until the purge is confirmed
         return Step(S.COMPLETED)
     if all(j.verified_or_verifying for j in exact) and not any(
         j.kind == JobKind.MITIGATE and j.status == JobStatus.RUNNING for j in jobs
@@ -108,21 +113,27 @@ def _target(jobs: Sequence[JobView]) -> Step | None:
     return None
 
 
-def next_step(current: RequestStatus, jobs: Sequence[JobView]) -> Step | None:
+def next_step(
+    current: RequestStatus, jobs: Sequence[JobView], *, purge_pending: bool = False
+) -> Step | None:
     """The request's next move given its current attempt's jobs, or None to stay.
 
     A failed exact job fails the request. It completes once every exact job succeeded
     (straight from `planned` when no model needed unlearning); it verifies once every exact
     job verifies or is done; it is mitigated once every model either is erased or has an
-    approximate result active; it runs while any job runs. Back from `verifying` to `running`
+    approximate result active; it runs while any job runs. It completes only once every file
+    its exact jobs must delete, and its own rows' storage scrub (`purge_pending`), are
+    confirmed gone; until then it stays `verifying`. Back from `verifying` to `running`
     is a fallback when a job gave up on its approximate result. A mitigated request stays so
     while its exact retrain waits or runs.
     """
     if current not in FOLLOWS_JOBS:
         return None
     if not jobs:
-        return Step(S.COMPLETED, reason=NO_MODEL_REASON) if current == S.PLANNED else None
-    target = _target(jobs)
+        if current == S.PLANNED and not purge_pending:
+            return Step(S.COMPLETED, reason=NO_MODEL_REASON)
+        return None
+    target = _target(jobs, purge_pending=purge_pending)
     if target is None or target.to == current:
         return None
     if target.to == S.FAILED:
@@ -140,10 +151,21 @@ def next_step(current: RequestStatus, jobs: Sequence[JobView]) -> Step | None:
 
 
 def advance(session: Session, *, request: ErasureRequest) -> None:
-    """Apply `next_step` until the request's status matches its jobs."""
+    """Apply `next_step` until the request's status matches its jobs. Once no model needs
+    the request's records any more, they are purged."""
     for _ in range(len(FOLLOWS_JOBS) + 1):
         jobs = jobs_service.jobs_of_request(session, request_id=request.id, attempt=request.attempt)
-        step = next_step(RequestStatus(request.status), [JobView.of(j) for j in jobs])
+        exact = [j for j in jobs if j.kind != JobKind.MITIGATE]
+        if RequestStatus(request.status) in FOLLOWS_JOBS and all(
+            j.status == JobStatus.SUCCEEDED for j in exact
+        ):
+            purge_data(session, request=request)
+        outstanding = purge.jobs_outstanding(session, job_ids=[j.id for j in exact])
+        step = next_step(
+            RequestStatus(request.status),
+            [JobView.of(j, purged=j.id not in outstanding) for j in jobs],
+            purge_pending=purge.request_outstanding(session, request_id=request.id),
+        )
         if step is None:
             return
         if step.to == S.COMPLETED:
@@ -212,4 +234,18 @@ def follow_job(session: Session, job: Job, change: JobChange) -> None:
         )
         if request is not None and request.attempt == attempt:
             _note(session, request, job, change)
+            advance(session, request=request)
+
+
+def after_purge(session: Session, *, job_ids: set[uuid.UUID], request_ids: set[uuid.UUID]) -> None:
+    """The sweeper confirmed items of these jobs and requests: the requests waiting on them
+    may complete now."""
+    waiting = set(request_ids)
+    for job_id in job_ids:
+        waiting.update(r for r, _ in jobs_service.request_attempts(session, job_id=job_id))
+    for request_id in sorted(waiting, key=str):
+        request = session.scalar(
+            select(ErasureRequest).where(ErasureRequest.id == request_id).with_for_update()
+        )
+        if request is not None:
             advance(session, request=request)

@@ -22,3 +22,9 @@ class VersionStatus(StrEnum):
     ACTIVE = "active"
     SUPERSEDED = "superseded"
     PURGED = "purged"
+
+
+class PurgeKind(StrEnum):
+    CHECKPOINT = "checkpoint"  # a SISA slice checkpoint (manifest and state)
+    ARTIFACT = "artifact"  # a version's weights or record-id list
+    DATABASE = "database"  # the storage scrub after erased rows were deleted

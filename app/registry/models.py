@@ -83,3 +83,23 @@ class ShardCheckpoint(Base):
     slice: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PurgeItem(Base):
+    """One thing that must be deleted because it held erased records: a checkpoint or an
+    artifact of a job's activation, or the database storage scrub after a request's rows were
+    deleted. Recorded in the transaction that made it necessary; the sweeper deletes, confirms
+    and retries until done. A request's certificate waits for its items."""
+
+    __tablename__ = "purge_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))  # PurgeKind
+    model_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
+    request_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
+    key: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.db import utcnow
-from app.registry.enums import VersionStatus
+from app.registry import purge
+from app.registry.enums import PurgeKind, VersionStatus
 from app.registry.events import VERSION_ACTIVATED, publish_version_activated
 from app.registry.models import MlModel, ModelVersion, ShardCheckpoint
 from app.registry.service import next_version_number
@@ -41,7 +42,7 @@ class NewVersion:
 
 @dataclass
 class PurgePlan:
-    """Artifacts to delete once the transaction that marked them purged has committed."""
+    """What a purge marked: the sweeper deletes these files once the transaction commits."""
 
     checkpoint_keys: list[str] = field(default_factory=list)
     artifact_keys: list[str] = field(default_factory=list)
@@ -149,9 +150,11 @@ def mark_purged(
     checkpoint_keys: Iterable[str],
     version_ids: Iterable[uuid.UUID],
     erased_records: int,
+    job_id: uuid.UUID | None = None,
 ) -> PurgePlan:
-    """Mark the checkpoints and versions that held erased records purged, audited; return the
-    artifacts to delete after the commit."""
+    """Mark the checkpoints and versions that held erased records purged, audited, and record
+    each file to delete in the purge outbox (`app.registry.purge`), all in the caller's
+    transaction."""
     now = utcnow()
     plan = PurgePlan(checkpoint_keys=sorted(set(checkpoint_keys)))
     if plan.checkpoint_keys:
@@ -173,6 +176,10 @@ def mark_purged(
         plan.artifact_keys += [
             version.manifest[k] for k in ARTIFACT_KEYS if version.manifest.get(k)
         ]
+    for key in plan.checkpoint_keys:
+        purge.record(session, kind=PurgeKind.CHECKPOINT, key=key, model_id=model_id, job_id=job_id)
+    for key in plan.artifact_keys:
+        purge.record(session, kind=PurgeKind.ARTIFACT, key=key, model_id=model_id, job_id=job_id)
     session.flush()
     append_event(
         session,

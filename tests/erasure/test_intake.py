@@ -81,9 +81,10 @@ def test_records_without_a_model_are_purged(api, portal_headers, celery_worker):
         "erasure_request.planning",
         "erasure_request.planned",
         "erasure_request.data_purged",
+        "erasure_request.storage_scrubbed",
         "erasure_request.completed",
     ]
-    assert events[-2]["data"] == {"records_deleted": 4, "subjects_deleted": 1}
+    assert events[-3]["data"] == {"records_deleted": 4, "subjects_deleted": 1}
     assert "alice" not in str(events).lower()
     shown = api.get(f"/v1/datasets/{dataset['id']}", headers=portal_headers).json()
     assert shown["record_counts"] == {"train": 1}  # only bob's record is left

@@ -134,6 +134,7 @@ def test_a_planned_request_without_models_completes_with_one_event(sqlite_sessio
     from app.core.db import utcnow
     from app.erasure import progress
     from app.erasure.models import ErasureRequest
+    from app.registry import purge
 
     now = utcnow()
     request = ErasureRequest(
@@ -147,6 +148,13 @@ def test_a_planned_request_without_models_completes_with_one_event(sqlite_sessio
     )
     sqlite_session.add(request)
     sqlite_session.flush()
+    progress.advance(sqlite_session, request=request)
+    sqlite_session.commit()
+    # Its rows are gone; the certificate waits for the storage scrub the sweeper confirms.
+    assert request.status == S.PLANNED and request.data_purged_at is not None
+    [scrub] = purge.pending(sqlite_session)
+    assert (scrub.kind, scrub.request_id) == ("database", request.id)
+    purge.confirm(scrub)
     progress.advance(sqlite_session, request=request)
     sqlite_session.commit()
     assert request.status == S.COMPLETED and request.status_reason == NO_MODEL_REASON

@@ -182,6 +182,7 @@ def test_gate_failure_falls_back_to_retraining(api, headers, purchases, celery_w
         "erasure_request.verifying",
         "erasure_request.model_erased",
         "erasure_request.data_purged",
+        "erasure_request.storage_scrubbed",
         "erasure_request.completed",
     ]
     fallback = events[actions.index("erasure_request.fallback")]["data"]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from app.audit.models import AuditEvent
 from app.audit.signing import verify_token
 from app.core.config import get_settings
 from app.lineage.models import TrainingRecord
@@ -115,6 +116,13 @@ def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery
     assert model_claims["old_version"]["number"] == 1 and model_claims["new_version"]["number"] == 2
     assert model_claims["verification"]["erased_records_in_new_version"] == 0
     assert model_claims["purge"]["checkpoints"] >= 1
+    # The chain head the certificate anchors includes the deletions it certifies.
+    deleted = session.scalar(
+        select(AuditEvent.seq).where(
+            AuditEvent.action == "model.artifacts_deleted", AuditEvent.entity_id == model["id"]
+        )
+    )
+    assert deleted is not None and deleted <= claims["audit_chain_head"]["seq"]
 
     _check_offline_verification(certificate, jwks, tmp_path)
 
@@ -141,6 +149,7 @@ def test_sisa_erasure_end_to_end(api, ml_headers, admin_headers, session, celery
         "erasure_request.verifying",
         "erasure_request.model_erased",
         "erasure_request.data_purged",
+        "erasure_request.storage_scrubbed",
         "erasure_request.completed",
     ]
     prediction = api.post(

@@ -1,16 +1,18 @@
 """The last step of every unlearning job, in one transaction: the new version active, older
-versions and checkpoints that hold erased records purged, the job done (and with it, through
-the jobs domain's hook, the requests whose jobs are all done). The files go after the commit."""
+versions and checkpoints that hold erased records marked purged and their files recorded in the
+purge outbox, the job done (and with it, through the jobs domain's hook, its requests move on).
+The sweeper deletes the files after the commit; the requests complete once they are gone."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from app.core.broker import SWEEP_PURGE, enqueue_after_commit
 from app.jobs import service as jobs_service
 from app.registry import versions
 from app.registry.versions import NewVersion
 from workers.pipeline.job_context import JobContext
-from workers.pipeline.purge import delete_artifacts, mark_tainted
+from workers.pipeline.purge import mark_tainted
 from workers.pipeline.session import db_session
 
 
@@ -21,7 +23,11 @@ def activate(*, ctx: JobContext, forget_ids: np.ndarray, new: NewVersion) -> Non
             raise RuntimeError("the job is no longer running; its result is discarded")
         version = versions.activate(session, model_id=ctx.model.id, job_id=job.id, new=new)
         purge = mark_tainted(
-            session, model_id=ctx.model.id, erased_record_ids=forget_ids, keep=version.id
+            session,
+            model_id=ctx.model.id,
+            erased_record_ids=forget_ids,
+            keep=version.id,
+            job_id=job.id,
         )
         jobs_service.succeed(
             session,
@@ -29,5 +35,5 @@ def activate(*, ctx: JobContext, forget_ids: np.ndarray, new: NewVersion) -> Non
             result_version_id=version.id,
             metrics={**new.metrics, "method": new.method, "purge": purge.counts()},
         )
+        enqueue_after_commit(session, SWEEP_PURGE, args=[], dedupe_key=SWEEP_PURGE)
         session.commit()
-    delete_artifacts(model_id=ctx.model.id, plan=purge)

@@ -1,7 +1,7 @@
-"""Finding what still holds erased records, and deleting those artifacts.
+"""Finding what still holds erased records.
 
-The registry marks the checkpoints and versions purged in the activation's transaction; the
-files are deleted after it commits (deleting twice is harmless).
+The registry marks the checkpoints and versions purged in the activation's transaction and
+records each file in its purge outbox; the sweeper (`workers.pipeline.sweeper`) deletes them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ from workers.pipeline.storage import (
 
 
 def mark_tainted(
-    session: Session, *, model_id: uuid.UUID, erased_record_ids: np.ndarray, keep: uuid.UUID
+    session: Session,
+    *,
+    model_id: uuid.UUID,
+    erased_record_ids: np.ndarray,
+    keep: uuid.UUID,
+    job_id: uuid.UUID,
 ) -> PurgePlan:
     """Have the registry mark purged every checkpoint and version of the model, other than
     `keep`, that holds an erased record; in the caller's transaction."""
@@ -49,6 +54,7 @@ def mark_tainted(
         checkpoint_keys=tainted,
         version_ids=held,
         erased_records=int(erased.size),
+        job_id=job_id,
     )
 
 
@@ -60,11 +66,3 @@ def _version_holds(manifest: dict[str, Any], erased: np.ndarray, tainted: list[s
         return bool(np.isin(erased, get_record_ids(key=key)).any())
     keys = {k for shard in manifest.get("shards", []) for k in shard["slice_keys"] if k}
     return bool(keys & set(tainted))
-
-
-def delete_artifacts(*, model_id: uuid.UUID, plan: PurgePlan) -> None:
-    checkpoints = checkpoint_store(model_id=model_id)
-    for key in plan.checkpoint_keys:
-        checkpoints.delete(key=key)
-    for key in plan.artifact_keys:
-        artifact_store().delete(key=key)

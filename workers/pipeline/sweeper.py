@@ -1,0 +1,110 @@
+"""The purge sweeper: deletes every item of the purge outbox and confirms it is gone, retrying
+on the next sweep until it is; then the requests waiting on those items move on (they complete
+and get their certificate in a later transaction, so the chain head a certificate anchors
+includes the deletions it certifies).
+
+The database item is a storage scrub after erased rows were deleted: on SQLite (which runs with
+`secure_delete`, so freed pages are zeroed) a WAL checkpoint that truncates the log; on Postgres
+a `VACUUM` of the tables that held them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy import text
+
+from app.audit.service import SYSTEM_ACTOR, append_event
+from app.core.db import get_engine
+from app.registry import purge
+from app.registry.enums import PurgeKind
+from app.registry.models import PurgeItem
+from workers.pipeline.session import db_session
+from workers.pipeline.storage import artifact_store, checkpoint_store
+
+log = structlog.get_logger(__name__)
+SCRUBBED_TABLES = ("training_records", "subject_identities", "data_subjects")
+
+
+@dataclass
+class SweepResult:
+    confirmed: int = 0
+    failed: int = 0
+    job_ids: set[uuid.UUID] = field(default_factory=set)
+    request_ids: set[uuid.UUID] = field(default_factory=set)
+
+
+def _gone(item: PurgeItem) -> bool:
+    """Delete the item and say whether it is confirmed absent."""
+    if item.kind == PurgeKind.CHECKPOINT:
+        assert item.model_id is not None
+        checkpoints = checkpoint_store(model_id=item.model_id)
+        checkpoints.delete(key=item.key)
+        return not checkpoints.has(key=item.key)
+    if item.kind == PurgeKind.ARTIFACT:
+        artifact_store().delete(key=item.key)
+        return not artifact_store().exists(key=item.key)
+    scrub_database()
+    return True
+
+
+def scrub_database() -> None:
+    """Make deleted rows unrecoverable from the database's own files, as far as it allows."""
+    engine = get_engine()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        else:
+            conn.execute(text(f"VACUUM {', '.join(SCRUBBED_TABLES)}"))
+
+
+def sweep() -> SweepResult:
+    """One pass over the outbox. Items that fail stay for the next pass."""
+    result = SweepResult()
+    with db_session() as session:
+        items = purge.pending(session)
+        deleted: Counter[tuple[str, str]] = Counter()
+        for item in items:
+            try:
+                if not _gone(item):
+                    raise RuntimeError("still present after deletion")
+            except Exception as exc:  # retried on the next sweep; the reason is kept
+                purge.failed(item, error=type(exc).__name__ + (f": {exc}"[:200] if exc else ""))
+                result.failed += 1
+                log.warning("purge_item_failed", item_id=item.id, kind=item.kind)
+                continue
+            purge.confirm(item)
+            result.confirmed += 1
+            deleted[(str(item.model_id or ""), item.kind)] += 1
+            if item.job_id is not None:
+                result.job_ids.add(item.job_id)
+            if item.request_id is not None:
+                result.request_ids.add(item.request_id)
+        for model_id in sorted({m for m, _ in deleted if m}):
+            append_event(
+                session,
+                actor=SYSTEM_ACTOR,
+                action="model.artifacts_deleted",
+                entity_type="model",
+                entity_id=model_id,
+                data={
+                    "checkpoints": deleted[(model_id, PurgeKind.CHECKPOINT)],
+                    "artifacts": deleted[(model_id, PurgeKind.ARTIFACT)],
+                },
+            )
+        for request_id in sorted(result.request_ids, key=str):
+            append_event(
+                session,
+                actor=SYSTEM_ACTOR,
+                action="erasure_request.storage_scrubbed",
+                entity_type="erasure_request",
+                entity_id=str(request_id),
+                data={},
+            )
+        session.commit()
+    if result.confirmed or result.failed:
+        log.info("purge_sweep", confirmed=result.confirmed, failed=result.failed)
+    return result
