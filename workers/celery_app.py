@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_ready
 
-from app.core.broker import RECONCILE, SWEEP_PURGE, SWEEP_WEBHOOKS, get_celery
+from app.core.broker import RECONCILE, SCAN_ORPHANS, SWEEP_PURGE, SWEEP_WEBHOOKS, get_celery
 from app.core.config import get_settings
 from app.core.observability import configure_logging
 from app.wiring import connect_domains
@@ -27,6 +27,10 @@ celery_app.conf.beat_schedule = {
         "task": RECONCILE,
         "schedule": get_settings().reconcile_interval_seconds,
     },
+    "orphan-scan": {
+        "task": SCAN_ORPHANS,
+        "schedule": get_settings().orphan_scan_seconds,
+    },
     "purge-sweep": {
         "task": SWEEP_PURGE,
         "schedule": get_settings().reconcile_interval_seconds,
@@ -42,3 +46,11 @@ celery_app.conf.beat_schedule = {
 def _configure_logging(**_: Any) -> None:
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
+
+
+@worker_ready.connect
+def _scan_at_start(**_: Any) -> None:
+    """Look for unowned files once at start, not only after the first beat interval."""
+    from app.core.broker import enqueue
+
+    enqueue(SCAN_ORPHANS, args=[])

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         gt=0,
         description="A mitigated request waits at most this long for its exact retrain to start.",
     )
+    orphan_scan_seconds: float = Field(
+        600.0, gt=0, description="How often beat deletes stored files that no live row owns."
+    )
     reconcile_interval_seconds: float = Field(
         30.0, gt=0, description="How often beat re-enqueues expired jobs and stuck requests."
     )

@@ -319,6 +319,10 @@ def pending_of_model(session: Session, *, model_id: uuid.UUID) -> list[Job]:
     )
 
 
+def models_pending(session: Session) -> set[uuid.UUID]:
+    return set(session.scalars(select(Job.model_id).where(Job.status == JobStatus.PENDING)))
+
+
 def models_running(session: Session) -> set[uuid.UUID]:
     return set(session.scalars(select(Job.model_id).where(Job.status == JobStatus.RUNNING)))
 

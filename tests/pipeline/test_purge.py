@@ -78,3 +78,35 @@ def test_an_item_that_cannot_be_deleted_is_retried_until_gone(session, make_key)
         )
         is None
     )
+
+
+def test_files_no_live_row_owns_are_found_and_deleted(api, make_key, celery_worker):
+    """A checkpoint and a weights file left behind (a crash between writing and recording, or a
+    deletion lost) are deleted by the scan, audited; live files stay."""
+    from app.core.db import get_sessionmaker
+    from tests.pipeline.helpers import create_model, register_digits, train
+    from workers.pipeline.orphans import scan_orphans
+
+    headers = {"Authorization": f"Bearer {make_key(['lineage:write', 'models:write'])}"}
+    reg = register_digits(api, headers, limit=200)
+    model = create_model(api, headers, reg.dataset_id, shards=2, slices=1, epochs=1)
+    train(api, headers, model["id"])
+    root = get_settings().resolved_artifact_dir / "models" / model["id"]
+    live = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    stray_state = root / "sisa" / "checkpoints" / "stray.pt"
+    stray_weights = root / "weights" / f"{uuid.uuid4()}.pt"
+    for stray in (stray_state, stray_weights):
+        stray.parent.mkdir(parents=True, exist_ok=True)
+        stray.write_bytes(b"left behind")
+
+    counts = scan_orphans()
+    assert counts["checkpoints"] >= 1 and counts["artifacts"] >= 1
+    assert not stray_state.exists() and not stray_weights.exists()
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == live
+    with get_sessionmaker()() as session:
+        from app.audit.models import AuditEvent
+
+        actions = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.entity_id == model["id"])
+        ).all()
+    assert "model.orphans_deleted" in actions

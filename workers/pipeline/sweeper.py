@@ -27,6 +27,7 @@ from workers.pipeline.storage import artifact_store, checkpoint_store
 
 log = structlog.get_logger(__name__)
 SCRUBBED_TABLES = ("training_records", "subject_identities", "data_subjects")
+CHECKPOINT_WAIT_MS = 2000
 
 
 @dataclass
@@ -38,52 +39,66 @@ class SweepResult:
 
 
 def _gone(item: PurgeItem) -> bool:
-    """Delete the item and say whether it is confirmed absent."""
+    """Delete a file item and say whether it is confirmed absent."""
     if item.kind == PurgeKind.CHECKPOINT:
         assert item.model_id is not None
         checkpoints = checkpoint_store(model_id=item.model_id)
         checkpoints.delete(key=item.key)
         return not checkpoints.has(key=item.key)
-    if item.kind == PurgeKind.ARTIFACT:
-        artifact_store().delete(key=item.key)
-        return not artifact_store().exists(key=item.key)
-    scrub_database()
-    return True
+    artifact_store().delete(key=item.key)
+    return not artifact_store().exists(key=item.key)
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def scrub_database() -> None:
     """Make deleted rows unrecoverable from the database's own files, as far as it allows."""
     engine = get_engine()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-        else:
+    if engine.dialect.name != "sqlite":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f"VACUUM {', '.join(SCRUBBED_TABLES)}"))
+        return
+    # Outside any transaction (the engine's connections begin one on first use). A truncating
+    # checkpoint waits for readers while holding off writers: wait briefly, and let the next
+    # sweep try again rather than stall the service.
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+        busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    finally:
+        raw.close()
+    if busy:
+        raise RuntimeError("the write-ahead log is in use; checkpoint retried next sweep")
 
 
 def sweep() -> SweepResult:
-    """One pass over the outbox. Items that fail stay for the next pass."""
+    """One pass over the outbox. Items that fail stay for the next pass. Files go first, in
+    one transaction; the database scrub runs after it, holding no transaction of ours."""
     result = SweepResult()
+    scrubs: list[int] = []
     with db_session() as session:
-        items = purge.pending(session)
         deleted: Counter[tuple[str, str]] = Counter()
-        for item in items:
+        for item in purge.pending(session):
+            if item.kind == PurgeKind.DATABASE:
+                scrubs.append(item.id)
+                continue
             try:
                 if not _gone(item):
                     raise RuntimeError("still present after deletion")
             except Exception as exc:  # retried on the next sweep; the reason is kept
-                purge.failed(item, error=type(exc).__name__ + (f": {exc}"[:200] if exc else ""))
+                purge.failed(item, error=_describe(exc))
                 result.failed += 1
                 log.warning("purge_item_failed", item_id=item.id, kind=item.kind)
                 continue
             purge.confirm(item)
             result.confirmed += 1
-            deleted[(str(item.model_id or ""), item.kind)] += 1
+            deleted[(str(item.model_id), item.kind)] += 1
             if item.job_id is not None:
                 result.job_ids.add(item.job_id)
-            if item.request_id is not None:
-                result.request_ids.add(item.request_id)
-        for model_id in sorted({m for m, _ in deleted if m}):
+        for model_id in sorted({m for m, _ in deleted}):
             append_event(
                 session,
                 actor=SYSTEM_ACTOR,
@@ -95,16 +110,40 @@ def sweep() -> SweepResult:
                     "artifacts": deleted[(model_id, PurgeKind.ARTIFACT)],
                 },
             )
-        for request_id in sorted(result.request_ids, key=str):
-            append_event(
-                session,
-                actor=SYSTEM_ACTOR,
-                action="erasure_request.storage_scrubbed",
-                entity_type="erasure_request",
-                entity_id=str(request_id),
-                data={},
-            )
         session.commit()
+    if scrubs:
+        _scrub(scrubs, result)
     if result.confirmed or result.failed:
         log.info("purge_sweep", confirmed=result.confirmed, failed=result.failed)
     return result
+
+
+def _scrub(item_ids: list[int], result: SweepResult) -> None:
+    error = None
+    try:
+        scrub_database()
+    except Exception as exc:  # e.g. the log is busy: the next sweep tries again
+        error = _describe(exc)
+        log.warning("storage_scrub_failed", error_type=type(exc).__name__)
+    with db_session() as session:
+        for item_id in item_ids:
+            item = session.get(PurgeItem, item_id)
+            if item is None or item.confirmed_at is not None:
+                continue
+            if error is not None:
+                purge.failed(item, error=error)
+                result.failed += 1
+                continue
+            purge.confirm(item)
+            result.confirmed += 1
+            if item.request_id is not None:
+                result.request_ids.add(item.request_id)
+                append_event(
+                    session,
+                    actor=SYSTEM_ACTOR,
+                    action="erasure_request.storage_scrubbed",
+                    entity_type="erasure_request",
+                    entity_id=str(item.request_id),
+                    data={},
+                )
+        session.commit()

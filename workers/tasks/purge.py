@@ -3,10 +3,11 @@ each item is deleted and confirmed once, and requests re-check their own state."
 
 from __future__ import annotations
 
-from app.core.broker import SWEEP_PURGE
+from app.core.broker import SCAN_ORPHANS, SWEEP_PURGE
 from app.core.db import get_sessionmaker
 from app.erasure.progress import after_purge
 from workers.celery_app import celery_app
+from workers.pipeline.orphans import scan_orphans
 from workers.pipeline.sweeper import sweep
 
 
@@ -18,3 +19,8 @@ def sweep_purge() -> int:
             after_purge(session, job_ids=result.job_ids, request_ids=result.request_ids)
             session.commit()
     return result.confirmed
+
+
+@celery_app.task(name=SCAN_ORPHANS)
+def scan_orphan_artifacts() -> dict[str, int]:
+    return scan_orphans()
