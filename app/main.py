@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.audit.router import router as audit_router
 from app.audit.router import well_known as well_known_router
+from app.clients.router import router as clients_router
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
@@ -59,6 +60,7 @@ def create_app() -> FastAPI:
         well_known_router,
         webhooks_router,
         opendsr_router,
+        clients_router,
     ):
         app.include_router(router)
     return app
