@@ -19,6 +19,7 @@ from app.core.observability import (
     RequestContextMiddleware,
     configure_logging,
 )
+from app.dashboard.app import MOUNT_PATH, create_dashboard, root_router
 from app.erasure.router import router as erasure_router
 from app.jobs.router import router as jobs_router
 from app.lineage.router import router as lineage_router
@@ -61,6 +62,8 @@ def create_app() -> FastAPI:
         webhooks_router,
         opendsr_router,
         clients_router,
+        root_router,
     ):
         app.include_router(router)
+    app.mount(MOUNT_PATH, create_dashboard())
     return app
