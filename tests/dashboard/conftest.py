@@ -78,3 +78,37 @@ def held_headers(make_key) -> dict[str, str]:
     """A portal whose requests wait for an admin's approval."""
     key = make_key(["requests:write", "requests:read"], requires_approval=True)
     return {"Authorization": f"Bearer {key}"}
+
+
+def register_person(api, headers, *, value: str) -> None:
+    """A dataset holding one training record of the person (no model trained on it): erasing
+    the person purges the record and signs a certificate."""
+    dataset = api.post("/v1/datasets", json={"name": "dashboard-people"}, headers=headers)
+    assert dataset.status_code == 201, dataset.text
+    record = {
+        "key": f"record-{value}",
+        "identities": [{"type": "email", "value": value}],
+        "features": [0.1, 0.2],
+        "label": 1,
+        "split": "train",
+    }
+    added = api.post(
+        f"/v1/datasets/{dataset.json()['id']}/records", json={"records": [record]}, headers=headers
+    )
+    assert added.status_code == 201, added.text
+
+
+def plan_now(request_id: str) -> str:
+    """What the worker's planning task does, in this process."""
+    import uuid
+    from datetime import timedelta
+
+    from app.core.db import get_sessionmaker
+    from app.erasure.planning import plan_request
+
+    with get_sessionmaker()() as session:
+        outcome = plan_request(
+            session, request_id=uuid.UUID(request_id), window=timedelta(0), max_attempts=3
+        )
+        session.commit()
+    return outcome.status
