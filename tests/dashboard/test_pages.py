@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import uuid
@@ -190,7 +191,9 @@ def test_the_audit_exports_a_period_as_json_lines_and_csv(signed_in):
     seqs = [e["seq"] for e in events]
     assert seqs == sorted(seqs)
     assert all(
-        b["prev_hash"] == a["hash"] for a, b in zip(events, events[1:]) if b["seq"] == a["seq"] + 1
+        b["prev_hash"] == a["hash"]
+        for a, b in itertools.pairwise(events)
+        if b["seq"] == a["seq"] + 1
     )
 
     as_csv = signed_in.get(f"/dashboard/audit/export?from={today}&to={today}&format=csv")

@@ -142,4 +142,4 @@ def test_the_evidence_page_shows_the_approximate_figures_and_what_they_mean():
     assert "before 91.2 % → after 90.5 %" in html
     assert "Pass: the forgotten records score like records the model never saw" in html
     assert html.count("<svg") == 2 and 'role="img"' in html
-    assert "0.512" in html and "0.310 – 0.700" in html and "0.200" in html
+    assert "0.512" in html and "0.310 \u2013 0.700" in html and "0.200" in html
