@@ -24,6 +24,14 @@ def _day(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d") if value else NONE
 
 
+def _stamp(value: Any) -> str:
+    """An ISO 8601 string (as in signed claims) the way the pages show times."""
+    try:
+        return _when(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return str(value)
+
+
 def _iso(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else ""
 
@@ -53,7 +61,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=_when, day=_day, iso=_iso, percent=_percent, number=_number, label=_label
+        when=_when, day=_day, iso=_iso, stamp=_stamp, percent=_percent, number=_number, label=_label
     )
     return env
 

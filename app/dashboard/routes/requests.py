@@ -195,11 +195,11 @@ def evidence(
 
 @router.get("/requests/{request_id}/certificate.jws")
 def certificate_download(request_id: uuid.UUID, session: SessionDep, officer: SignedIn) -> Response:
-    found = evidence_view.load(session, request_id=request_id)
+    found = evidence_view.certificate(session, request_id=request_id)
     if found is None:
         raise DashboardError(404, "This request has no certificate yet.")
     return Response(
-        found.certificate.jws,
+        found.jws,
         media_type="application/jose",
         headers={
             "Content-Disposition": f'attachment; filename="lethe-certificate-{request_id}.jws"'

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 
-PER_PAGE = 50
+PER_PAGE = 25
 
 
 def latest(session: Session, *, before: int | None = None) -> tuple[list[AuditEvent], int | None]:

@@ -70,7 +70,7 @@ def interval_chart(rows: list[tuple[str, dict[str, Any]]]) -> IntervalChart | No
     axis_y = TOP + ROW * len(drawn) + 4
     return IntervalChart(
         width=WIDTH,
-        height=int(axis_y + 28),
+        height=int(axis_y + 40),
         band_x=_x(0.5 - tolerance),
         band_width=round(_x(0.5 + tolerance) - _x(0.5 - tolerance), 1),
         band_low=0.5 - tolerance,
@@ -102,11 +102,12 @@ class PercentileChart:
     bars: list[Bar]
     records: int
     median: float
+    edges: list[tuple[float, str]]  # axis ticks at bin edges: (x, percentile)
 
 
 BINS = 10
-CHART_HEIGHT = 150
-PLOT_TOP, PLOT_BOTTOM = 12, 120
+CHART_HEIGHT = 160
+PLOT_TOP, PLOT_BOTTOM = 20, 124
 
 
 def percentile_chart(percentiles: list[float]) -> PercentileChart | None:
@@ -145,4 +146,5 @@ def percentile_chart(percentiles: list[float]) -> PercentileChart | None:
         bars=bars,
         records=len(values),
         median=median,
+        edges=[(round(40 + i * slot, 1), str(i * 10)) for i in range(0, BINS + 1, 2)],
     )

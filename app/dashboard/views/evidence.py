@@ -181,15 +181,19 @@ def _model_evidence(session: Session, claim: dict[str, Any]) -> ModelEvidence:
         fallback_reason=((job.metrics if job else None) or {}).get("fallback_reason"),
     )
     if verification.get("kind") == "membership_inference":
-        found = _membership("Approximate unlearning, accepted", verification)
+        found = _membership("The approximate result, accepted", verification)
         if found:
             evidence.memberships.append(found)
     attempt = verification.get("approximate_attempt")
     if isinstance(attempt, dict):
-        found = _membership("Approximate attempt, refused; the model was retrained", attempt)
+        found = _membership("The approximate attempt, refused: the model was retrained", attempt)
         if found:
             evidence.memberships.append(found)
     return evidence
+
+
+def certificate(session: Session, *, request_id: uuid.UUID) -> ErasureCertificate | None:
+    return session.get(ErasureCertificate, request_id)
 
 
 def load(session: Session, *, request_id: uuid.UUID) -> Evidence | None:

@@ -55,7 +55,9 @@ class QueuePage:
 def days_left(request: ErasureRequest, *, now: datetime) -> int | None:
     if RequestStatus(request.status) not in OPEN:
         return None
-    return math.floor((request.due_at - now).total_seconds() / 86400)
+    days = (request.due_at - now).total_seconds() / 86400
+    # Whole days, rounded away from the due date: "1 d left" until it is due, then "overdue".
+    return math.ceil(days) if days >= 0 else math.floor(days)
 
 
 def status_counts(session: Session) -> dict[str, int]:

@@ -26,7 +26,6 @@ from app.registry.models import MlModel
 # Event data worth showing on the timeline, in this order; anything else stays in the export.
 _SHOWN_DATA = (
     "from",
-    "to",
     "reason",
     "months",
     "due_at",
@@ -93,13 +92,22 @@ class RequestView:
         )
 
 
+def _shown(key: str, value: Any) -> str:
+    if key.endswith("_at") and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC")
+        except ValueError:
+            return value
+    return str(value).replace("_", " ") if key in {"from", "to"} else str(value)
+
+
 def _details(data: dict[str, Any]) -> list[tuple[str, str]]:
     shown = []
     for key in _SHOWN_DATA:
         value = data.get(key)
         if value is None or value == "":
             continue
-        shown.append((key.replace("_", " "), str(value).replace("_", " ")))
+        shown.append((key.replace("_", " "), _shown(key, value)))
     return shown
 
 
