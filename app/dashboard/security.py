@@ -114,10 +114,19 @@ def _signed_in(request: Request, session: SessionDep) -> Officer:
     token = request.cookies.get(SESSION_COOKIE)
     officer = sessions.current(session, token=token) if token else None
     if officer is None:
-        path = request.url.path
-        query = f"?{request.url.query}" if request.url.query else ""
-        raise SignInRequired(next_path=path + query)
+        raise SignInRequired(next_path=_return_path(request))
     return officer
+
+
+def _return_path(request: Request) -> str:
+    """Where to come back after signing in: this page, or for a form the page it was on."""
+    if request.method == "GET":
+        query = f"?{request.url.query}" if request.url.query else ""
+        return request.url.path + query
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path:
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return f"{base_path(request)}/requests"
 
 
 SignedIn = Annotated[Officer, Depends(_signed_in)]

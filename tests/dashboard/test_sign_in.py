@@ -152,3 +152,16 @@ def test_sign_in_and_out_are_audited(signed_in, session, admin_key):
         )
     )
     assert actions == ["dashboard.signed_out", "dashboard.signed_in"]
+
+
+def test_a_form_sent_after_the_session_ended_comes_back_to_its_page(browser, api, held_headers):
+    request = submit(api, held_headers, value="expired-form@example.com")
+    page = f"/dashboard/requests/{request['id']}"
+    response = browser.client.post(
+        f"{page}/approve",
+        data={"csrf_token": "stale"},
+        headers={"Referer": f"http://testserver{page}"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/dashboard/sign-in?next={page}"
