@@ -52,12 +52,15 @@ def worker(
 
 
 def _bootstrap_admin() -> None:
-    from app.core.auth import ApiClient, create_client
+    from app.clients import service
+    from app.core.auth import ApiClient
 
     with get_sessionmaker()() as session:
         if session.scalar(select(func.count()).select_from(ApiClient)):
             return
-        issued = create_client(session, name="bootstrap-admin", scopes=["admin"])
+        issued = service.create(
+            session, actor=service.CLI_ACTOR, name="bootstrap-admin", scopes=["admin"]
+        )
         session.commit()
     typer.echo(
         "Created the first API client (admin). Its key is shown only this once:\n"
@@ -112,24 +115,73 @@ def clients_create(
     ] = False,
 ) -> None:
     """Create an API client and print its key (shown only once)."""
-    from app.core.auth import create_client
+    from app.clients import service
+    from app.core.errors import ProblemError
     from app.core.migrate import ensure_schema
 
     ensure_schema()
     wanted = [s.strip() for s in scopes.split(",") if s.strip()]
     with get_sessionmaker()() as session:
         try:
-            issued = create_client(
-                session, name=name, scopes=wanted, requires_approval=require_approval
+            issued = service.create(
+                session,
+                actor=service.CLI_ACTOR,
+                name=name,
+                scopes=wanted,
+                requires_approval=require_approval,
             )
-        except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
+        except ProblemError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
             raise typer.Exit(2) from None
         session.commit()
     typer.echo(
         f"client {issued.client.id} ({name}) scopes={','.join(issued.client.scopes)}", err=True
     )
     typer.echo(issued.key)
+
+
+@clients_cli.command("list")
+def clients_list(
+    all_clients: Annotated[bool, typer.Option("--all", help="Include revoked clients.")] = False,
+) -> None:
+    """List API clients, newest first (never their keys)."""
+    from app.clients import service
+    from app.core.migrate import ensure_schema
+
+    ensure_schema()
+    with get_sessionmaker()() as session:
+        rows, _ = service.list_clients(
+            session, revoked=None if all_clients else False, limit=100_000
+        )
+    typer.echo(f"{'id':<36}  {'key':<17}  {'created':<16}  {'revoked':<16}  scopes  name")
+    for c in rows:
+        revoked = c.revoked_at.strftime("%Y-%m-%d %H:%M") if c.revoked_at else "-"
+        approval = " (approval)" if c.requires_approval else ""
+        typer.echo(
+            f"{c.id!s:<36}  lth_{c.key_id:<13}  {c.created_at:%Y-%m-%d %H:%M}  {revoked:<16}  "
+            f"{','.join(c.scopes)}{approval}  {c.name}"
+        )
+
+
+@clients_cli.command("revoke")
+def clients_revoke(
+    client_id: Annotated[uuid.UUID, typer.Argument(help="The client's id (`lethe clients list`).")],
+) -> None:
+    """Revoke a client's key; every API process refuses it from now on."""
+    from app.clients import service
+    from app.core.errors import ProblemError
+    from app.core.migrate import ensure_schema
+
+    ensure_schema()
+    with get_sessionmaker()() as session:
+        try:
+            client = service.revoke(session, actor=service.CLI_ACTOR, client_id=client_id)
+        except ProblemError as exc:
+            typer.echo(f"error: {exc.detail}", err=True)
+            raise typer.Exit(2) from None
+        session.commit()
+    revoked = f"{client.revoked_at:%Y-%m-%d %H:%M:%S} UTC" if client.revoked_at else "-"
+    typer.echo(f"client {client.id} ({client.name}) revoked at {revoked}")
 
 
 @records_cli.command("import")

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.audit.router import router as audit_router
 from app.audit.router import well_known as well_known_router
+from app.clients.router import router as clients_router
 from app.core.config import get_settings
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
@@ -18,6 +19,7 @@ from app.core.observability import (
     RequestContextMiddleware,
     configure_logging,
 )
+from app.dashboard.app import MOUNT_PATH, create_dashboard, root_router
 from app.erasure.metrics import register_collectors
 from app.erasure.router import debt_router
 from app.erasure.router import router as erasure_router
@@ -63,6 +65,9 @@ def create_app() -> FastAPI:
         well_known_router,
         webhooks_router,
         opendsr_router,
+        clients_router,
+        root_router,
     ):
         app.include_router(router)
+    app.mount(MOUNT_PATH, create_dashboard())
     return app

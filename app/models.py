@@ -4,6 +4,7 @@ from app.audit.models import AuditEvent, ErasureCertificate
 from app.core.auth import ApiClient
 from app.core.db import Base
 from app.core.idempotency import IdempotencyKey
+from app.dashboard.models import DashboardSession
 from app.erasure.models import ErasureRequest
 from app.jobs.models import Job, JobRequest, JobShard
 from app.lineage.models import Dataset, DataSubject, SubjectIdentity, TrainingRecord
@@ -15,6 +16,7 @@ __all__ = [
     "ApiClient",
     "AuditEvent",
     "Base",
+    "DashboardSession",
     "DataSubject",
     "Dataset",
     "ErasureCertificate",

@@ -86,7 +86,8 @@ def test_embedded_default_plans_a_request(embedded_server):
     assert final["status_reason"] == "no training data found"
     verified = httpx.get(f"{base}/v1/audit/verify", headers=headers).json()
     assert verified["ok"] is True
-    assert verified["events_checked"] == 3
+    # The first admin key's creation, then the request: received, planning, completed.
+    assert verified["events_checked"] == 4
 
 
 def test_readyz_reports_an_unreachable_broker(tmp_path):

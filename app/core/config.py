@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         description="PEM X.509 certificate for `opendsr_key_file`; both unset: a self-signed "
         "pair is generated under var_dir on first use (development only).",
     )
+    dashboard_session_hours: float = Field(
+        8.0, gt=0, le=24 * 7, description="A dashboard sign-in ends after this long at the latest."
+    )
+    dashboard_idle_minutes: float = Field(
+        30.0, gt=0, description="A dashboard sign-in ends after this long without a page view."
+    )
 
     @property
     def is_embedded(self) -> bool:

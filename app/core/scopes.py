@@ -8,6 +8,8 @@ class Scope(StrEnum):
     REQUESTS_READ = "requests:read"
     LINEAGE_WRITE = "lineage:write"
     MODELS_WRITE = "models:write"
+    # Sign in to the dashboard and read every page, but take no action there (a viewer).
+    DASHBOARD = "dashboard"
     ADMIN = "admin"
 
 

@@ -30,21 +30,46 @@ class ModelDebt:
     scheduled_by: str | None
 
 
-def erasure_debt(session: Session, *, client: ApiClient | None = None) -> list[ModelDebt]:
-    """The debt of every model (a non-admin client sees its own requests only)."""
+@dataclass(frozen=True)
+class Waiting:
+    """One mitigated request waiting for one model's exact job."""
+
+    request: ErasureRequest
+    model_id: uuid.UUID
+    exact_scheduled_at: datetime
+    scheduled_by: str | None
+
+
+def waiting_requests(session: Session, *, client: ApiClient | None = None) -> list[Waiting]:
+    """Every mitigated request with each model whose exact job it waits for, soonest due
+    first (a non-admin client sees its own requests only)."""
     query = select(ErasureRequest).where(ErasureRequest.status == RequestStatus.MITIGATED)
     if client is not None and not client.is_admin:
         query = query.where(ErasureRequest.client_id == client.id)
     requests = {r.id: r for r in session.scalars(query)}
     if not requests:
         return []
+    rows = [
+        Waiting(
+            request=requests[request_id],
+            model_id=job.model_id,
+            exact_scheduled_at=job.not_before,
+            scheduled_by=(job.metrics or {}).get("scheduled_by"),
+        )
+        for request_id, job in jobs_service.unfinished_by_request(
+            session, request_ids=list(requests), kind=JobKind.UNLEARN
+        )
+    ]
+    return sorted(rows, key=lambda w: (w.request.due_at, str(w.request.id)))
+
+
+def erasure_debt(session: Session, *, client: ApiClient | None = None) -> list[ModelDebt]:
+    """The debt of every model (a non-admin client sees its own requests only)."""
     waiting: dict[uuid.UUID, list[ErasureRequest]] = {}
     scheduled: dict[uuid.UUID, tuple[datetime, str | None]] = {}
-    for request_id, job in jobs_service.unfinished_by_request(
-        session, request_ids=list(requests), kind=JobKind.UNLEARN
-    ):
-        waiting.setdefault(job.model_id, []).append(requests[request_id])
-        scheduled[job.model_id] = (job.not_before, (job.metrics or {}).get("scheduled_by"))
+    for row in waiting_requests(session, client=client):
+        waiting.setdefault(row.model_id, []).append(row.request)
+        scheduled[row.model_id] = (row.exact_scheduled_at, row.scheduled_by)
     return [
         ModelDebt(
             model_id=model_id,

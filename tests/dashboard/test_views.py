@@ -1,0 +1,145 @@
+"""The parts of the pages that need no database: actions from the lifecycle, the charts, the
+evidence page for an approximate step."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+from app.dashboard.actions import Action, allowed_actions
+from app.dashboard.templating import ENV
+from app.dashboard.views.charts import interval_chart, percentile_chart
+from app.dashboard.views.evidence import (
+    CertificateCheck,
+    Evidence,
+    ModelEvidence,
+    _membership,
+)
+from app.erasure.enums import RequestStatus
+from app.erasure.lifecycle import OPEN, TRANSITIONS
+
+
+def _request(status: RequestStatus, extended: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(status=status.value, due_extension_months=extended)
+
+
+@pytest.mark.parametrize("status", list(RequestStatus))
+def test_actions_follow_the_lifecycle(status):
+    offered = set(allowed_actions(_request(status)))
+    moves = TRANSITIONS[status]
+    assert (Action.APPROVE in offered) == (RequestStatus.APPROVED in moves)
+    assert (Action.DENY in offered) == (RequestStatus.DENIED in moves)
+    assert (Action.CANCEL in offered) == (RequestStatus.CANCELLED in moves)
+    assert (Action.RETRY in offered) == (RequestStatus.RECEIVED in moves)
+    assert (Action.EXTEND in offered) == (status in OPEN)
+    assert Action.EXTEND not in allowed_actions(_request(status, extended=2))
+
+
+def test_pending_approval_offers_the_officer_s_four_moves():
+    assert allowed_actions(_request(RequestStatus.PENDING_APPROVAL)) == [
+        Action.APPROVE,
+        Action.DENY,
+        Action.EXTEND,
+        Action.CANCEL,
+    ]
+    assert allowed_actions(_request(RequestStatus.FAILED)) == [Action.EXTEND, Action.RETRY]
+    assert allowed_actions(_request(RequestStatus.COMPLETED)) == []
+
+
+FIGURES = {
+    "kind": "membership_inference",
+    "method": "neggrad_plus",
+    "verification": {
+        "auc": 0.512,
+        "ci_low": 0.31,
+        "ci_high": 0.70,
+        "confidence": 0.95,
+        "tolerance": 0.02,
+        "attack": "loss",
+        "percentiles": [5.0, 35.0, 55.0, 71.0, 99.0, 100.0],
+        "verdict": "pass",
+        "n_forget": 6,
+        "n_holdout": 400,
+        "undetectable_above": 0.2,
+    },
+    "verification_before": {
+        "auc": 0.81,
+        "ci_low": 0.74,
+        "ci_high": 0.88,
+        "tolerance": 0.02,
+        "verdict": "remembers",
+        "percentiles": [90.0] * 6,
+    },
+}
+
+
+def test_the_interval_chart_places_the_band_and_the_intervals():
+    chart = interval_chart(
+        [("before", FIGURES["verification_before"]), ("after", FIGURES["verification"])]
+    )
+    assert chart is not None and len(chart.rows) == 2
+    assert chart.band_x < chart.chance_x < chart.band_x + chart.band_width
+    before, after = chart.rows
+    assert before.x_low < before.x_auc < before.x_high
+    assert after.x_low < chart.chance_x < after.x_high
+    assert before.x_low > chart.band_x + chart.band_width  # above chance plus tolerance
+    assert interval_chart([("nothing", {})]) is None
+
+
+def test_the_percentile_chart_bins_the_records():
+    chart = percentile_chart(FIGURES["verification"]["percentiles"])
+    assert chart is not None
+    assert [b.count for b in chart.bars] == [1, 0, 0, 1, 0, 1, 0, 1, 0, 2]
+    assert chart.records == 6 and chart.median == 63.0
+    assert chart.expected == pytest.approx(0.6)
+    assert percentile_chart([]) is None
+
+
+def test_the_evidence_page_shows_the_approximate_figures_and_what_they_mean():
+    membership = _membership("Approximate unlearning, accepted", FIGURES)
+    assert membership is not None and membership.before is not None
+    request_id = uuid.uuid4()
+    evidence = Evidence(
+        certificate=SimpleNamespace(request_id=request_id, kid="kid-1"),
+        check=CertificateCheck(
+            valid=True,
+            problem=None,
+            kid="kid-1",
+            algorithm="Ed25519",
+            header={},
+            claims={"request_id": str(request_id), "records_erased": 6, "models": []},
+            head_seq=41,
+            head_hash="a" * 64,
+            head_in_chain=True,
+        ),
+        models=[
+            ModelEvidence(
+                model_id=str(uuid.uuid4()),
+                model_name="churn-approx",
+                method="approximate:neggrad_plus",
+                exact=False,
+                old_number=1,
+                new_number=2,
+                accuracy_before=0.912,
+                accuracy_after=0.905,
+                verification=FIGURES,
+                purge={"checkpoints": 1, "artifacts": 2},
+                memberships=[membership],
+            )
+        ],
+        subject_count=1,
+    )
+    html = ENV.get_template("evidence.html").render(
+        base="/dashboard",
+        officer=None,
+        request_path="/dashboard/requests",
+        request_row=SimpleNamespace(id=request_id, reference="DSR-1"),
+        evidence=evidence,
+    )
+    assert "Signature valid." in html and "found in the audit log" in html
+    assert "before 91.2 % → after 90.5 %" in html
+    assert "Pass: the forgotten records score like records the model never saw" in html
+    assert html.count("<svg") == 2 and 'role="img"' in html
+    assert "0.512" in html and "0.310 \u2013 0.700" in html and "0.200" in html
