@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from app.audit.service import _CHAIN_LOCK_KEY
-from app.core.idempotency import IN_FLIGHT, IdempotencyKey, _claim, run_idempotent
+from app.core.idempotency import IN_FLIGHT, _claim, run_idempotent
 from app.lineage.models import Dataset
 from app.lineage.service import create_dataset
 from tests.conftest import PG_ADMIN_URL, REDIS_TEST_URL, REPO_ROOT, wait_for
@@ -58,17 +58,13 @@ def _run(session: Session, client, key: str, name: str) -> tuple[int, dict]:
 def _age_lease(session: Session, key: str) -> None:
     with Session(bind=session.get_bind()) as other:
         other.execute(
-            text(
-                "UPDATE idempotency_keys SET lease_expires_at = :past WHERE key = :k"
-            ),
+            text("UPDATE idempotency_keys SET lease_expires_at = :past WHERE key = :k"),
             {"past": "2000-01-01 00:00:00.000000", "k": key},
         )
         other.commit()
 
 
-def test_a_claim_left_by_a_dead_request_is_taken_over_after_its_lease(
-    sqlite_session, api_client
-):
+def test_a_claim_left_by_a_dead_request_is_taken_over_after_its_lease(sqlite_session, api_client):
     key, name = f"dead-{uuid.uuid4()}", f"ds-{uuid.uuid4()}"
     sqlite_session.commit()
     # What a process that died right after claiming leaves behind: the claim, nothing else.
