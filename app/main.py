@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app.audit.router import router as audit_router
 from app.audit.router import well_known as well_known_router
@@ -18,6 +18,7 @@ from app.core.observability import (
     RequestContextMiddleware,
     configure_logging,
 )
+from app.core.strict import checked_request
 from app.erasure.router import router as erasure_router
 from app.jobs.router import router as jobs_router
 from app.lineage.router import router as lineage_router
@@ -45,6 +46,7 @@ def create_app() -> FastAPI:
         title="Lethe",
         version="0.1.0",
         summary="GDPR erasure requests for machine-learning models, carried out end to end.",
+        dependencies=[Depends(checked_request)],
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
