@@ -43,6 +43,11 @@ class DatasetOut(BaseModel):
     record_counts: dict[str, int] = Field(default_factory=dict)
 
 
+class DatasetPage(BaseModel):
+    items: list[DatasetOut]
+    next_cursor: str | None
+
+
 class RecordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

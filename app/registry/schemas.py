@@ -79,6 +79,11 @@ class ModelOut(BaseModel):
     created_at: datetime
 
 
+class ModelPage(BaseModel):
+    items: list[ModelOut]
+    next_cursor: str | None
+
+
 class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
