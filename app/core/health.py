@@ -10,6 +10,7 @@ from sqlalchemy import text
 from app.core.broker import broker_reachable
 from app.core.db import get_engine
 from app.core.errors import problem_response
+from app.core.metrics import install_domain_figures
 
 router = APIRouter(tags=["operations"])
 
@@ -45,4 +46,5 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
+    install_domain_figures()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
