@@ -201,7 +201,7 @@ def _claim(
     """Claim the key in a transaction of its own: the claim's token, or the stored response to
     replay. `owner_free`: no live request holds the key (known on Postgres)."""
     token = secrets.token_hex(16)
-    with Session(bind=session.get_bind()) as claim:
+    with Session(bind=session.get_bind(), expire_on_commit=False) as claim:
         now = utcnow()
         existing = _find(claim, client_id=client_id, key=key)
         if existing is not None and existing.created_at < now - ttl:
