@@ -7,8 +7,8 @@ processes of its own, and `lethe demo` runs `lethe serve`. Three rules keep that
 - it is stopped by SIGTERM to the child itself (a Celery worker then shuts down warm: it
   finishes or requeues its task and stops beat and its pool), and after a grace period
   SIGKILL takes whatever is left of its group;
-- on Linux it also gets SIGTERM when the command dies without stopping it (`PR_SET_PDEATHSIG`),
-  even from SIGKILL.
+- on Linux it also gets SIGTERM when the command dies without stopping it (`PR_SET_PDEATHSIG`,
+  set by a launcher that then execs the child), even from SIGKILL.
 `stopping_signals` turns SIGTERM and SIGINT into an exception in the main thread, so that the
 `finally` block that stops the children runs whichever signal arrives (uvicorn re-raises the
 signal it handled after its own graceful shutdown; without this, SIGTERM killed `lethe serve`
@@ -69,23 +69,22 @@ def shielded() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _die_with_parent(parent: int) -> None:
+def start_child(command: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """Start `command` in its own process group; it gets SIGTERM if this process dies.
+
+    The death signal is set by a small launcher that then execs `command` (same process id),
+    rather than in a `preexec_fn`, which is not safe in a process with threads."""
+    launcher = [sys.executable, "-m", "app.core.processes", str(os.getpid())]
+    return subprocess.Popen([*launcher, *command], start_new_session=True, **popen)
+
+
+def _exec_dying_with_parent(parent: int, command: list[str]) -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
-def start_child(command: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
-    """Start `command` in its own process group; it gets SIGTERM if this process dies."""
-    parent = os.getpid()
-    return subprocess.Popen(
-        list(command),
-        start_new_session=True,
-        preexec_fn=lambda: _die_with_parent(parent),
-        **popen,
-    )
+    if os.getppid() != parent:  # the parent died before the death signal was set
+        sys.exit(1)
+    os.execvp(command[0], command)
 
 
 def stop_child(process: subprocess.Popen[bytes], *, grace: float = 20.0) -> None:
@@ -98,3 +97,7 @@ def stop_child(process: subprocess.Popen[bytes], *, grace: float = 20.0) -> None
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+if __name__ == "__main__":
+    _exec_dying_with_parent(int(sys.argv[1]), sys.argv[2:])
