@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -81,29 +80,37 @@ def serve(
     import uvicorn
 
     from app.core.migrate import ensure_schema
+    from app.core.processes import (
+        WORKER_STOP_GRACE_SECONDS,
+        Stopped,
+        shielded,
+        start_child,
+        stop_child,
+        stopping_signals,
+    )
 
     settings = get_settings()
-    ensure_schema()
-    _bootstrap_admin()
     worker_process = None
-    if with_worker:
-        worker_process = subprocess.Popen(_worker_command("cpu,gpu", 1, beat=True))
     try:
-        uvicorn.run(
-            "app.main:create_app",
-            factory=True,
-            host=host or settings.host,
-            port=port or settings.port,
-            log_config=None,
-            access_log=False,
-        )
+        with stopping_signals():
+            ensure_schema()
+            _bootstrap_admin()
+            if with_worker:
+                worker_process = start_child(_worker_command("cpu,gpu", 1, beat=True))
+            uvicorn.run(
+                "app.main:create_app",
+                factory=True,
+                host=host or settings.host,
+                port=port or settings.port,
+                log_config=None,
+                access_log=False,
+            )
+    except Stopped:
+        pass  # uvicorn has shut down gracefully; the worker follows
     finally:
         if worker_process is not None:
-            worker_process.terminate()
-            try:
-                worker_process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker_process.kill()
+            with shielded():
+                stop_child(worker_process, grace=WORKER_STOP_GRACE_SECONDS)
 
 
 @clients_cli.command("create")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app.audit.router import router as audit_router
 from app.audit.router import well_known as well_known_router
@@ -19,8 +19,8 @@ from app.core.observability import (
     RequestContextMiddleware,
     configure_logging,
 )
+from app.core.strict import checked_request
 from app.dashboard.app import MOUNT_PATH, create_dashboard, root_router
-from app.erasure.metrics import register_collectors
 from app.erasure.router import debt_router
 from app.erasure.router import router as erasure_router
 from app.jobs.router import router as jobs_router
@@ -44,12 +44,12 @@ def create_app() -> FastAPI:
     connect_domains()
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
-    register_collectors()
     app = FastAPI(
         lifespan=_lifespan,
         title="Lethe",
         version="0.1.0",
         summary="GDPR erasure requests for machine-learning models, carried out end to end.",
+        dependencies=[Depends(checked_request)],
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -13,11 +13,12 @@ from __future__ import annotations
 from importlib import import_module
 
 # Each registers on import: erasure event types; requests following their jobs (the jobs
-# domain's change hook); the model event type; OpenDSR's transition listener (status
-# callbacks); OpenDSR's delivery signer.
+# domain's change hook); the erasure figures in /metrics; the model event type; OpenDSR's
+# transition listener (status callbacks); OpenDSR's delivery signer.
 REGISTRANTS = (
     "app.erasure.events",
     "app.erasure.progress",
+    "app.erasure.metrics",
     "app.registry.events",
     "app.opendsr.callbacks",
     "app.opendsr.signing",

@@ -4,6 +4,7 @@ Celery worker process; the suite creates its own databases and drops them afterw
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -173,9 +174,13 @@ class WorkerProcess:
         self.starts = 0
 
     def start(self) -> None:
+        from app.core.processes import start_child
+
         self.starts += 1
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
+            # Its own process group, and SIGTERM should pytest die without stopping it: the
+            # worker and its beat never outlive the suite.
+            self.process = start_child(
                 [
                     *(sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker"),
                     *("-Q", "cpu,gpu", "--pool", "solo", "--loglevel", "INFO"),
@@ -200,18 +205,17 @@ class WorkerProcess:
         raise RuntimeError("worker did not become ready in 60 s")
 
     def kill(self) -> None:
-        """SIGKILL: no warm shutdown, no acknowledgements, as when a machine dies."""
+        """SIGKILL to the worker and its beat: no warm shutdown, no acknowledgements, as when
+        a machine dies."""
         assert self.process is not None
-        self.process.kill()
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=20)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        from app.core.processes import stop_child
+
+        if self.process is not None:
+            stop_child(self.process, grace=20)
 
 
 @pytest.fixture(scope="session")

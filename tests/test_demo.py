@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tests.test_embedded import _free_port
+from tests.test_shutdown import processes_in
 
 
 def test_demo_forgets_people_and_prints_the_certificate(tmp_path):
@@ -31,3 +32,6 @@ def test_demo_forgets_people_and_prints_the_certificate(tmp_path):
     assert "audit chain: ok=True" in out
     assert '"records_erased"' in out
     assert "customer-" not in out.split("4. What happened")[1]
+    # Nothing it started is left behind: no server, worker or beat; no folder outside var/.
+    assert processes_in(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["var"]

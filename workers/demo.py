@@ -102,6 +102,14 @@ def demo(
     from app.core.config import get_settings
     from app.core.db import get_sessionmaker
     from app.core.migrate import ensure_schema
+    from app.core.processes import (
+        WORKER_STOP_GRACE_SECONDS,
+        Stopped,
+        shielded,
+        start_child,
+        stop_child,
+        stopping_signals,
+    )
     from workers.engine.data import synthetic_purchase
 
     started = time.perf_counter()
@@ -116,42 +124,45 @@ def demo(
     settings = get_settings()
     log_path = settings.var_dir / "demo-server.log"
     typer.echo(f"Starting Lethe on port {port} (its log: {log_path})")
-    with log_path.open("ab") as server_log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from app.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-            ],
-            # The demo's requests make one batch: the approximate model's exact retrain starts
-            # when the last of them arrives, instead of days later as in production.
-            env={"LETHE_EXACT_BATCH_SIZE": str(people), **os.environ},
-            stdout=server_log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
+    server = None
     try:
-        _wait(lambda: _ready(base), timeout=90)
-        client = DemoClient(base, key)
-        _scenario(client, np=np, data=synthetic_purchase(records=records, seed=7), people=people)
-        typer.echo(f"\nDemo finished in {time.perf_counter() - started:.0f} s.")
-        if keep_running:
-            typer.echo(
-                f"Lethe is running at {base} (API docs: {base}/docs). Demo API key:\n  {key}\n"
-                "Press Ctrl-C to stop."
+        with stopping_signals():
+            with log_path.open("ab") as server_log:
+                server = start_child(
+                    [
+                        sys.executable,
+                        "-c",
+                        "from app.cli import main; main()",
+                        "serve",
+                        "--port",
+                        str(port),
+                    ],
+                    # The demo's requests make one batch: the approximate model's exact retrain
+                    # starts when the last of them arrives, not days later as in production.
+                    env={"LETHE_EXACT_BATCH_SIZE": str(people), **os.environ},
+                    stdout=server_log,
+                    stderr=subprocess.STDOUT,
+                )
+            base = f"http://127.0.0.1:{port}"
+            _wait(lambda: _ready(base), timeout=90)
+            client = DemoClient(base, key)
+            _scenario(
+                client, np=np, data=synthetic_purchase(records=records, seed=7), people=people
             )
-            server.wait()
-    except KeyboardInterrupt:
+            typer.echo(f"\nDemo finished in {time.perf_counter() - started:.0f} s.")
+            if keep_running:
+                typer.echo(
+                    f"Lethe is running at {base} (API docs: {base}/docs). Demo API key:\n"
+                    f"  {key}\nPress Ctrl-C to stop."
+                )
+                server.wait()
+    except Stopped:
         pass
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if server is not None:
+            with shielded():
+                # `lethe serve` stops its own worker first; give it the time that takes.
+                stop_child(server, grace=WORKER_STOP_GRACE_SECONDS + 10)
 
 
 def _ready(base: str) -> bool:

@@ -38,6 +38,7 @@ def issue_certificate(
     data_purge: dict[str, int],
     guarantee: Guarantee = Guarantee.EXACT,
     mitigated_at: datetime | None = None,
+    extra_claims: dict[str, Any] | None = None,
 ) -> ErasureCertificate:
     """Sign and store the certificate in the caller's transaction (idempotent per request)."""
     existing = session.get(ErasureCertificate, request_id)
@@ -60,6 +61,7 @@ def issue_certificate(
         "models": models,
         "data_purge": data_purge,
         "audit_chain_head": {"seq": head[0], "hash": head[1]} if head else None,
+        **(extra_claims or {}),
     }
     certificate = ErasureCertificate(
         request_id=request_id,
@@ -71,3 +73,24 @@ def issue_certificate(
     session.add(certificate)
     session.flush()
     return certificate
+
+
+NO_TRAINING_DATA = "no_training_data_found"
+
+
+def issue_no_data_certificate(
+    session: Session, *, request_id: uuid.UUID, subject_hashes: list[str], received_at: datetime
+) -> ErasureCertificate:
+    """The certificate of a request for which no training record was found: it states that
+    finding, with nothing erased and no model concerned, and anchors the chain head that
+    includes the request's completion."""
+    return issue_certificate(
+        session,
+        request_id=request_id,
+        subject_hashes=subject_hashes,
+        received_at=received_at,
+        records_erased=0,
+        models=[],
+        data_purge={"records_deleted": 0, "subjects_deleted": 0},
+        extra_claims={"outcome": NO_TRAINING_DATA},
+    )

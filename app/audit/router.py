@@ -12,6 +12,7 @@ from app.core.auth import AdminClient
 from app.core.config import get_settings
 from app.core.db import SessionDep, utcnow
 from app.core.pagination import MAX_LIMIT
+from app.core.validation import INT64_MAX
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -25,7 +26,7 @@ def verify(session: SessionDep, _: AdminClient) -> ChainVerification:
 def export_events(
     session: SessionDep,
     _: AdminClient,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT * 5)] = 500,
 ) -> AuditEventPage:
     events = service.list_events(session, after_seq=after_seq, limit=limit)

@@ -22,6 +22,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
+from app.core import embedded_queue
 from app.core.config import EMBEDDED_BROKER, Settings, get_settings
 
 PLAN_ERASURE_REQUEST = "lethe.erasure.plan_request"
@@ -41,6 +42,7 @@ QUEUE_GPU = "gpu"
 # with `-Q cpu,gpu` (as `lethe serve` does) and trains on the CPU.
 TRAINING_QUEUE = QUEUE_GPU
 PREDICT_TIMEOUT_SECONDS = 60
+EMBEDDED_TRANSPORT = "app.core.embedded_queue:Transport"
 
 log = structlog.get_logger(__name__)
 
@@ -67,15 +69,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         results = (settings.var_dir / "task-results.sqlite").resolve()
         config["result_backend"] = f"db+sqlite:///{results}"
     if settings.broker_url == EMBEDDED_BROKER:
-        folder = settings.broker_dir
-        for sub in ("queue", "processed"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        config["broker_transport_options"] = {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "store_processed": False,
-        }
+        # kombu's filesystem transport, made responsive and kept under the var directory.
+        config["broker_transport"] = EMBEDDED_TRANSPORT
+        config["broker_transport_options"] = embedded_queue.transport_options(settings.broker_dir)
     else:
         config["broker_transport_options"] = {"visibility_timeout": 3600}
         if settings.broker_key_prefix:

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body.")
     max_records_per_call: int = Field(50_000, ge=1, description="Records accepted by one POST.")
     idempotency_ttl_hours: int = Field(24, ge=1, description="How long Idempotency-Key replays.")
+    idempotency_lease_seconds: int = Field(
+        60,
+        ge=1,
+        description="On SQLite, how long a claimed Idempotency-Key may stay in flight before a "
+        "retry takes it over (Postgres knows at once when its request is gone).",
+    )
     log_level: str = Field("INFO", description="Python log level name.")
     log_json: bool = Field(True, description="JSON log lines (false: human-readable).")
     artifact_dir: Path | None = Field(

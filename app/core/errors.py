@@ -6,6 +6,7 @@ name of the query/header/path parameter). Input values are never echoed: they ma
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
@@ -90,6 +91,53 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over the limit, raised while it is being read (see
+    `BodySizeLimitMiddleware`); an HTTPException so that body parsing passes it on untouched."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"Request bodies are limited to {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def json_pointer_at(document: str, position: int) -> str:
+    """The JSON Pointer of the value being parsed at `position` of a malformed document: the
+    deepest path that parsed, plus the member or element it had reached (`#` at the top)."""
+    frames: list[list[Any]] = []  # [kind "{" or "[", key or index, expecting a key]
+    i, end = 0, min(max(position, 0), len(document))
+    while i < end:
+        char = document[i]
+        if char == '"':
+            j = i + 1
+            while j < len(document) and document[j] != '"':
+                j += 2 if document[j] == "\\" else 1
+            if frames and frames[-1][0] == "{" and frames[-1][2] and j < end:
+                try:
+                    frames[-1][1] = json.loads(document[i : j + 1])
+                except ValueError:
+                    frames[-1][1] = document[i + 1 : j]
+            i = j + 1
+            continue
+        if char in "{[":
+            frames.append([char, None if char == "{" else 0, char == "{"])
+        elif char in "}]" and frames:
+            frames.pop()
+        elif char == ":" and frames and frames[-1][0] == "{":
+            frames[-1][2] = False
+        elif char == "," and frames:
+            if frames[-1][0] == "[":
+                frames[-1][1] += 1
+            else:
+                frames[-1][1:] = [None, True]
+        i += 1
+    parts = [_escape(str(frame[1])) for frame in frames if frame[1] is not None]
+    return "#/" + "/".join(parts) if parts else "#"
+
+
 def _pointer(loc: tuple[Any, ...]) -> dict[str, str]:
     """Map a pydantic location to a JSON pointer (body) or a parameter name."""
     if not loc:
@@ -106,7 +154,13 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     for err in exc.errors():
         message = str(err.get("msg", "invalid"))
         if err.get("type") == "json_invalid":
-            message = "Body is not valid JSON"
+            loc = tuple(err.get("loc", ()))
+            offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+            document = exc.body if isinstance(exc.body, str) else ""
+            errors.append(
+                {"pointer": json_pointer_at(document, offset), "detail": "Body is not valid JSON"}
+            )
+            continue
         # pydantic puts the offending value in the message of value errors; never echo inputs.
         if err.get("type") == "value_error":
             message = message.removeprefix("Value error, ")
@@ -154,8 +208,15 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"No route for {request.url.path}"
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
+        extensions: dict[str, Any] = (
+            {"max_bytes": exc.max_bytes} if isinstance(exc, BodyTooLarge) else {}
+        )
         return problem_response(
-            request, status=exc.status_code, detail=detail, headers=getattr(exc, "headers", None)
+            request,
+            status=exc.status_code,
+            detail=detail,
+            headers=getattr(exc, "headers", None),
+            **extensions,
         )
 
     @app.exception_handler(Exception)

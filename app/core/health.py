@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from app.core.broker import broker_reachable
 from app.core.db import get_engine
+from app.core.errors import problem_response
+from app.core.metrics import install_domain_figures
 
 router = APIRouter(tags=["operations"])
 
@@ -19,7 +21,7 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz() -> JSONResponse:
+def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         with get_engine().connect() as conn:
@@ -28,13 +30,21 @@ def readyz() -> JSONResponse:
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
     checks["broker"] = "ok" if broker_reachable() else "unreachable"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status_code=200 if ready else 503,
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks})
+    failing = ", ".join(name for name, value in checks.items() if value != "ok")
+    return problem_response(
+        request,
+        status=503,
+        detail=f"Not ready: {failing} unreachable",
+        slug="not-ready",
+        title="Not ready",
+        headers={"Retry-After": "5"},
+        checks=checks,
     )
 
 
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
+    install_domain_figures()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

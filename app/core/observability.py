@@ -12,7 +12,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response
+from app.core.errors import BodyTooLarge, problem_response
 
 HTTP_REQUESTS = Counter(
     "lethe_http_requests_total", "HTTP requests handled", ["method", "route", "status"]
@@ -117,9 +117,7 @@ class BodySizeLimitMiddleware:
             await self._reject(scope, receive, send)
             return
         received = 0
-
-        class _TooLarge(Exception):
-            pass
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -127,12 +125,21 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    # An HTTPException: FastAPI's body parsing passes it on as it is (any
+                    # other exception there becomes a 400), and the handler renders the 413.
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
+            await self.app(scope, limited_receive, tracked_send)
+        except BodyTooLarge:
+            if started:
+                raise
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:

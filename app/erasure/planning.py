@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit.certificates import issue_no_data_certificate
 from app.audit.service import SYSTEM_ACTOR
 from app.core.config import get_settings
 from app.core.db import utcnow
@@ -128,6 +129,13 @@ def plan_request(
     }
     if resolved.record_count == 0:
         lifecycle.complete_without_data(session, request=request, actor=SYSTEM_ACTOR)
+        # Certified like any completed request: the certificate states that nothing was found.
+        issue_no_data_certificate(
+            session,
+            request_id=request.id,
+            subject_hashes=[i["hash"] for i in request.identities],
+            received_at=request.received_at,
+        )
     else:
         lifecycle.mark_planned(session, request=request, actor=SYSTEM_ACTOR, summary=summary)
         progress.advance(session, request=request)  # completes it when no model needs unlearning

@@ -12,6 +12,7 @@ from app.core.auth import AdminClient, RequestsReader, RequestsWriter
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.validation import SafeText
 from app.erasure import service
 from app.erasure.debt import erasure_debt
 from app.erasure.enums import RequestStatus
@@ -63,11 +64,21 @@ def list_requests(
     client: RequestsReader,
     status: RequestStatus | None = None,
     overdue: bool | None = None,
+    reference: Annotated[
+        SafeText | None,
+        Query(max_length=200, description="The caller's reference: find a request by it."),
+    ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> ErasureRequestPage:
     rows, next_cursor = service.list_requests(
-        session, client=client, status=status, overdue=overdue, cursor=cursor, limit=limit
+        session,
+        client=client,
+        status=status,
+        overdue=overdue,
+        reference=reference,
+        cursor=cursor,
+        limit=limit,
     )
     jobs = service.job_summaries(session, request_ids=[r.id for r in rows])
     return ErasureRequestPage(

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from app.core.validation import SafeMultilineText, SafeText
 from app.lineage.schemas import IdentityIn
 
 
@@ -13,15 +14,15 @@ class ErasureRequestCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     identities: list[IdentityIn] = Field(min_length=1, max_length=20)
-    reference: str | None = Field(None, max_length=200)
-    reason: str | None = Field(None, max_length=2000)
+    reference: SafeText | None = Field(None, max_length=200)
+    reason: SafeMultilineText | None = Field(None, max_length=2000)
     callback_url: AnyHttpUrl | None = None
 
 
 class DenyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(
+    reason: SafeMultilineText = Field(
         min_length=3, max_length=2000, description="The Art. 17(3) exception that applies."
     )
 
@@ -30,7 +31,7 @@ class ExtendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     months: int = Field(ge=1, le=2)
-    reason: str = Field(min_length=3, max_length=2000)
+    reason: SafeMultilineText = Field(min_length=3, max_length=2000)
 
 
 class DatasetPlan(BaseModel):

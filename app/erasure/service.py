@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent, ErasureCertificate
@@ -21,7 +21,7 @@ from app.core.broker import PLAN_ERASURE_REQUEST, enqueue_after_commit
 from app.core.config import get_settings
 from app.core.db import utcnow
 from app.core.errors import NotFound, ProblemError
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import newest_first
 from app.erasure import lifecycle
 from app.erasure.enums import RequestStatus
 from app.erasure.lifecycle import OPEN
@@ -95,6 +95,7 @@ def list_requests(
     client: ApiClient,
     status: RequestStatus | None,
     overdue: bool | None,
+    reference: str | None = None,
     cursor: str | None,
     limit: int,
 ) -> tuple[list[ErasureRequest], str | None]:
@@ -103,33 +104,21 @@ def list_requests(
         query = query.where(ErasureRequest.client_id == client.id)
     if status is not None:
         query = query.where(ErasureRequest.status == status.value)
+    if reference is not None:
+        query = query.where(ErasureRequest.reference == reference)
     if overdue is not None:
         late = (ErasureRequest.due_at < utcnow()) & ErasureRequest.status.in_(
             [s.value for s in OPEN]
         )
         query = query.where(late if overdue else ~late)
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                ErasureRequest.received_at < at,
-                (ErasureRequest.received_at == at) & (ErasureRequest.id < last_id),
-            )
-            if session.get_bind().dialect.name == "sqlite"
-            else tuple_(ErasureRequest.received_at, ErasureRequest.id) < tuple_(at, last_id)
-        )
-    rows = list(
-        session.scalars(
-            query.order_by(ErasureRequest.received_at.desc(), ErasureRequest.id.desc()).limit(
-                limit + 1
-            )
-        )
+    return newest_first(
+        session,
+        query,
+        at=ErasureRequest.received_at,
+        id_=ErasureRequest.id,
+        cursor=cursor,
+        limit=limit,
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(at=rows[-1].received_at, id=rows[-1].id)
-    return rows, next_cursor
 
 
 def cancel(session: Session, *, client: ApiClient, request_id: uuid.UUID) -> ErasureRequest:

@@ -27,3 +27,8 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     lease_expires_at: datetime | None
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None

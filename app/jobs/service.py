@@ -24,6 +24,7 @@ from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.auth import ApiClient
 from app.core.db import utcnow
 from app.core.errors import NotFound, ProblemError
+from app.core.pagination import newest_first
 from app.jobs.enums import ACTIVE_JOB_STATUSES, JobChange, JobKind, JobStage, JobStatus
 from app.jobs.models import Job, JobRequest
 from app.jobs.schemas import JobOut
@@ -413,6 +414,29 @@ def summaries_by_request(
             }
         )
     return summaries
+
+
+def list_jobs(
+    session: Session,
+    *,
+    client: ApiClient,
+    status: JobStatus | None,
+    kind: JobKind | None,
+    model_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Job], str | None]:
+    """The caller's jobs (every client's for an admin), newest first."""
+    query = select(Job)
+    if not client.is_admin:
+        query = query.where(Job.client_id == client.id)
+    if status is not None:
+        query = query.where(Job.status == status.value)
+    if kind is not None:
+        query = query.where(Job.kind == kind.value)
+    if model_id is not None:
+        query = query.where(Job.model_id == model_id)
+    return newest_first(session, query, at=Job.created_at, id_=Job.id, cursor=cursor, limit=limit)
 
 
 def get_job(session: Session, *, client: ApiClient, job_id: uuid.UUID) -> Job:

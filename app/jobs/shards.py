@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.jobs.enums import JobStage, ShardStatus
-from app.jobs.models import JobShard
+from app.jobs.models import Job, JobShard
 from app.jobs.service import enter_stage, running_job
 
 
@@ -62,6 +62,9 @@ def finish_shard(
     session: Session, *, job_id: uuid.UUID, shard: int, state: dict[str, Any], seconds: float
 ) -> bool:
     """Store a retrained shard's state; True when every shard of the job is done."""
+    # Shards finishing at the same moment on two workers must not each miss the other (then
+    # neither rings `finish` and the job waits for its lease to expire): lock the job first.
+    session.execute(select(Job.id).where(Job.id == job_id).with_for_update())
     row = session.get(JobShard, (job_id, shard))
     assert row is not None
     row.state = state

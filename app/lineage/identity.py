@@ -12,6 +12,8 @@ import hmac
 import re
 from enum import StrEnum
 
+from app.core.validation import text_problem
+
 
 class IdentityType(StrEnum):
     EMAIL = "email"
@@ -33,6 +35,23 @@ class IdentityFormat(StrEnum):
 
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+# E.164: a plus sign, a country code that does not start with 0, at most 15 digits in all.
+_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+# An address as people and mail systems use it: a dot-atom local part (RFC 5322 atext, which
+# also covers internationalized addresses), one `@`, and a domain of at least two labels.
+_EMAIL_LOCAL = re.compile(r"^[\w!#$%&'*+/=?^`{|}~-]+(\.[\w!#$%&'*+/=?^`{|}~-]+)*$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[^\W_](?:[\w-]{0,61}[^\W_])?$")
+# Advertising ids that their platforms define as UUIDs (AAID, IDFA, Amazon's AFAI, Microsoft's
+# advertising id). Publisher-scoped ids have no fixed format.
+UUID_TYPES = frozenset(
+    {
+        IdentityType.ANDROID_ADVERTISING_ID,
+        IdentityType.IOS_ADVERTISING_ID,
+        IdentityType.FIRE_ADVERTISING_ID,
+        IdentityType.MICROSOFT_ADVERTISING_ID,
+    }
+)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class IdentityError(ValueError):
@@ -45,6 +64,35 @@ def normalize(identity_type: IdentityType, value: str) -> str:
     return value
 
 
+def _email_ok(address: str) -> bool:
+    if len(address) > 254 or address.count("@") != 1:
+        return False
+    local, domain = address.split("@")
+    if not 0 < len(local) <= 64 or not _EMAIL_LOCAL.match(local):
+        return False
+    labels = domain.split(".")
+    return (
+        len(labels) >= 2
+        and all(_DOMAIN_LABEL.match(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def check_format(identity_type: IdentityType, normalized: str) -> None:
+    """Raise IdentityError when a raw value does not have its type's format."""
+    problem = text_problem(normalized)
+    if problem is not None:
+        raise IdentityError(f"an identity value {problem}")
+    if identity_type is IdentityType.EMAIL and not _email_ok(normalized):
+        raise IdentityError("an email identity must be an e-mail address (name@domain)")
+    if identity_type is IdentityType.PHONE and not _E164.match(normalized):
+        raise IdentityError(
+            "a phone identity must be in E.164 format: +, country code and number, digits only"
+        )
+    if identity_type in UUID_TYPES and not _UUID.match(normalized):
+        raise IdentityError(f"an {identity_type.value} must be a UUID (8-4-4-4-12 hex digits)")
+
+
 def inner_digest(identity_type: IdentityType, value: str, identity_format: IdentityFormat) -> str:
     if identity_format is IdentityFormat.SHA256:
         if not _HEX64.match(value):
@@ -53,6 +101,7 @@ def inner_digest(identity_type: IdentityType, value: str, identity_format: Ident
     normalized = normalize(identity_type, value)
     if not normalized:
         raise IdentityError("identity value is empty after normalization")
+    check_format(identity_type, normalized)
     return hashlib.sha256(normalized.encode()).hexdigest()
 
 

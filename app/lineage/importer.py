@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.validation import FLOAT32_MAX, INT32_MAX, text_problem
 from app.lineage.bulk import RecordRow
 from app.lineage.identity import IdentityError, IdentityFormat, IdentityType, identity_hash
 from app.lineage.models import SPLITS
@@ -22,8 +23,30 @@ from app.lineage.models import SPLITS
 REQUIRED_COLUMNS = ("key", "identity_type", "identity_value", "label", "split")
 
 
+LABEL_RULE = f"label must be an integer from 0 to {INT32_MAX}"
+
+
 class ImportFileError(ValueError):
     """A problem in the file, naming the row and column but never the identity value."""
+
+
+def _check_key(key: str, line: int) -> None:
+    if not key or len(key) > 200:
+        raise ImportFileError(f"row {line}: key must be 1 to 200 characters")
+    problem = text_problem(key)
+    if problem is not None:
+        raise ImportFileError(f"row {line}: key {problem}")
+
+
+def _check_features(features: np.ndarray, first: int) -> None:
+    """Every value finite once stored as float32 (NaN, infinities and overflows refused)."""
+    finite = np.isfinite(features)
+    if not finite.all():
+        row, column = (int(i) for i in np.argwhere(~finite)[0])
+        raise ImportFileError(
+            f"row {first + row}: feature {column} is not a finite number "
+            f"(NaN, infinite, or beyond ±{FLOAT32_MAX:.4g})"
+        )
 
 
 @dataclass(frozen=True)
@@ -55,14 +78,13 @@ def _row(
         raise ImportFileError(f"row {line}: identity_format must be raw or sha256") from None
     if split not in SPLITS:
         raise ImportFileError(f"row {line}: split must be one of {', '.join(SPLITS)}")
-    if not key or len(key) > 200:
-        raise ImportFileError(f"row {line}: key must be 1 to 200 characters")
+    _check_key(key, line)
     try:
         label_int = int(label)
     except ValueError:
-        raise ImportFileError(f"row {line}: label must be a non-negative integer") from None
-    if label_int < 0:
-        raise ImportFileError(f"row {line}: label must be a non-negative integer")
+        raise ImportFileError(f"row {line}: {LABEL_RULE}") from None
+    if not 0 <= label_int <= INT32_MAX:
+        raise ImportFileError(f"row {line}: {LABEL_RULE}")
     try:
         hashed = identity_hash(
             pepper=pepper, identity_type=type_, value=identity_value, identity_format=format_
@@ -119,11 +141,13 @@ def _csv_chunk(
     first: int,
 ) -> Chunk:
     try:
-        features = np.array([[r[i] for i in feature_cols] for r in buffer], dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            features = np.array([[r[i] for i in feature_cols] for r in buffer], dtype=np.float32)
     except ValueError:
         raise ImportFileError(
             f"rows {first}-{first + len(buffer) - 1}: non-numeric feature"
         ) from None
+    _check_features(features, first)
     rows = [
         _row(
             pepper=pepper,
@@ -148,7 +172,11 @@ def read_npz(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
         if missing:
             raise ImportFileError(f"missing array(s): {', '.join(missing)}")
         arrays = {n: data[n] for n in data.files}
-    features = np.asarray(arrays["features"], dtype=np.float32)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            features = np.asarray(arrays["features"], dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ImportFileError("features must be a numeric n x d array") from None
     n = len(arrays["keys"])
     if features.ndim != 2 or any(len(arrays[k]) != n for k in needed):
         raise ImportFileError("arrays must all have the same length and features must be n x d")
@@ -193,14 +221,21 @@ def _npz_rows(
         if bad is not None:
             raise ImportFileError(f"row {start + bad}: {message}")
     labels = np.asarray(arrays["labels"][start:stop])
-    integral = np.issubdtype(labels.dtype, np.integer) or bool(np.all(np.mod(labels, 1) == 0))
-    if not integral or (labels < 0).any():
-        bad = int(np.argmax((labels < 0) | (np.mod(labels, 1) != 0)))
-        raise ImportFileError(f"row {start + bad}: label must be a non-negative integer")
+    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise ImportFileError(f"rows {start}-{stop - 1}: {LABEL_RULE}")
+    with np.errstate(invalid="ignore"):
+        bad_labels = (
+            ~np.isfinite(labels) | (np.mod(labels, 1) != 0)
+            if np.issubdtype(labels.dtype, np.floating)
+            else np.zeros(labels.shape, dtype=bool)
+        )
+        bad_labels |= (labels < 0) | (labels > INT32_MAX)
+    if bad_labels.any():
+        raise ImportFileError(f"row {start + int(np.argmax(bad_labels))}: {LABEL_RULE}")
     for i, key in enumerate(keys):
-        if not key or len(key) > 200:
-            raise ImportFileError(f"row {start + i}: key must be 1 to 200 characters")
+        _check_key(key, start + i)
     block = np.ascontiguousarray(features[start:stop], dtype="<f4")
+    _check_features(block, start)
     rows = []
     for i, (type_, value, format_) in enumerate(zip(types, values, fmts, strict=True)):
         try:

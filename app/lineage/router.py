@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.core.auth import LineageWriter
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.lineage import service
-from app.lineage.schemas import DatasetCreate, DatasetOut, RecordsAdded, RecordsIn
+from app.lineage.schemas import DatasetCreate, DatasetOut, DatasetPage, RecordsAdded, RecordsIn
 
 router = APIRouter(prefix="/v1/datasets", tags=["lineage"])
 
@@ -32,6 +33,21 @@ def create_dataset(
         return _dataset_out(session, dataset)
 
     return once.run(201, call, body=body)
+
+
+@router.get("", response_model=DatasetPage)
+def list_datasets(
+    session: SessionDep,
+    client: LineageWriter,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> DatasetPage:
+    rows, next_cursor = service.list_datasets(session, client=client, cursor=cursor, limit=limit)
+    counts = service.record_counts_by_dataset(session, dataset_ids=[d.id for d in rows])
+    items = [DatasetOut.model_validate(d) for d in rows]
+    for item in items:
+        item.record_counts = counts[item.id]
+    return DatasetPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.validation import Feature, NonNegativeInt32, SafeMultilineText, SafeText
 from app.lineage.identity import IdentityFormat, IdentityType, inner_digest
 
 Split = Literal["train", "holdout", "test"]
@@ -27,8 +28,8 @@ class IdentityIn(BaseModel):
 class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
+    name: SafeText = Field(min_length=1, max_length=200)
+    description: SafeMultilineText | None = Field(None, max_length=2000)
 
 
 class DatasetOut(BaseModel):
@@ -42,13 +43,18 @@ class DatasetOut(BaseModel):
     record_counts: dict[str, int] = Field(default_factory=dict)
 
 
+class DatasetPage(BaseModel):
+    items: list[DatasetOut]
+    next_cursor: str | None
+
+
 class RecordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    key: str = Field(min_length=1, max_length=200)
+    key: SafeText = Field(min_length=1, max_length=200)
     identities: list[IdentityIn] = Field(min_length=1, max_length=20)
-    features: list[float] = Field(min_length=1, max_length=100_000)
-    label: int = Field(ge=0)
+    features: list[Feature] = Field(min_length=1, max_length=100_000)
+    label: NonNegativeInt32
     split: Split = "train"
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.auth import ApiClient
 from app.core.config import get_settings
 from app.core.errors import NotFound, ProblemError
+from app.core.pagination import newest_first
 from app.lineage.bulk import DuplicateKeys, InsertResult, RecordRow, insert_records
 from app.lineage.identity import identity_hash
 from app.lineage.models import Dataset, DataSubject, SubjectIdentity, TrainingRecord
@@ -51,6 +52,35 @@ def get_dataset(session: Session, *, client: ApiClient, dataset_id: uuid.UUID) -
     if dataset is None or (not client.is_admin and dataset.client_id != client.id):
         raise NotFound("Dataset")
     return dataset
+
+
+def list_datasets(
+    session: Session, *, client: ApiClient, cursor: str | None, limit: int
+) -> tuple[list[Dataset], str | None]:
+    """The caller's datasets (every client's for an admin), newest first."""
+    query = select(Dataset)
+    if not client.is_admin:
+        query = query.where(Dataset.client_id == client.id)
+    return newest_first(
+        session, query, at=Dataset.created_at, id_=Dataset.id, cursor=cursor, limit=limit
+    )
+
+
+def record_counts_by_dataset(
+    session: Session, *, dataset_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
+    """Records per split of each dataset, in one query."""
+    counts: dict[uuid.UUID, dict[str, int]] = {d: {} for d in dataset_ids}
+    if not dataset_ids:
+        return counts
+    rows = session.execute(
+        select(TrainingRecord.dataset_id, TrainingRecord.split, func.count())
+        .where(TrainingRecord.dataset_id.in_(list(dataset_ids)))
+        .group_by(TrainingRecord.dataset_id, TrainingRecord.split)
+    )
+    for dataset_id, split, count in rows:
+        counts[dataset_id][split] = count
+    return counts
 
 
 def record_counts(session: Session, *, dataset_id: uuid.UUID) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """The OpenDSR error shape: `{"error": {"code", "message", "errors": [{domain, reason, message}]}}`.
 
 Every error raised inside an OpenDSR route (validation, auth, our problems) is rendered in it.
-The specification answers request errors with 400, so 422 becomes 400; 401, 403, 404, 409 and
+The specification answers request errors with 400, so 415 and 422 become 400; 401, 403, 404, 409 and
 5xx keep their codes. Like every Lethe error, none echoes an identity value.
 """
 
@@ -66,7 +66,7 @@ def _from_validation(exc: RequestValidationError) -> JSONResponse:
 
 
 def _from_problem(exc: ProblemError) -> JSONResponse:
-    status = 400 if exc.status == 422 else exc.status
+    status = 400 if exc.status in (415, 422) else exc.status
     details = _details(exc.errors, domain="Request", reason=exc.slug)
     if not details:
         details = [{"domain": "Request", "reason": exc.slug, "message": exc.detail}]

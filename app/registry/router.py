@@ -2,20 +2,28 @@ from __future__ import annotations
 
 import functools
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.core.auth import ModelsWriter
 from app.core.broker import predict_remotely
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.jobs import service as jobs
 from app.registry import service
-from app.registry.schemas import ModelCreate, ModelOut, PredictIn, PredictOut, VersionOut
+from app.registry.schemas import (
+    ModelCreate,
+    ModelOut,
+    ModelPage,
+    PredictIn,
+    PredictOut,
+    VersionOut,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["registry"])
 
@@ -29,6 +37,20 @@ def create_model(
         return service.to_out(session, model).model_dump(mode="json")
 
     return once.run(201, call, body=body)
+
+
+@router.get("", response_model=ModelPage)
+def list_models(
+    session: SessionDep,
+    client: ModelsWriter,
+    dataset_id: uuid.UUID | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> ModelPage:
+    rows, next_cursor = service.list_models(
+        session, client=client, dataset_id=dataset_id, cursor=cursor, limit=limit
+    )
+    return ModelPage(items=[service.to_out(session, m) for m in rows], next_cursor=next_cursor)
 
 
 @router.get("/{model_id}", response_model=ModelOut)

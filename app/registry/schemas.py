@@ -2,19 +2,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.validation import Feature, SafeText
 from app.registry.enums import Finalize, Strategy
 
 
 class ModelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeText = Field(min_length=1, max_length=200)
     dataset_id: uuid.UUID
-    architecture: str = Field(min_length=1, max_length=100)
+    architecture: SafeText = Field(min_length=1, max_length=100)
     strategy: Strategy = Strategy.SISA
     shards: int | None = Field(None, ge=1, le=256, description="SISA shards; default 16")
     slices: int | None = Field(None, ge=1, le=64, description="SISA slices; default 8")
@@ -26,7 +27,7 @@ class ModelCreate(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     epochs: int | None = Field(None, ge=1, le=1000)
     aggregation: Literal["mean", "vote"] = "mean"
-    input_shape: list[int] | None = Field(
+    input_shape: list[Annotated[int, Field(ge=1, le=100_000)]] | None = Field(
         None, min_length=1, max_length=4, description="e.g. [1, 8, 8] for the cnn; default [d]"
     )
     approximate_policy: dict[str, Any] | None = None
@@ -87,10 +88,15 @@ class ModelOut(BaseModel):
     created_at: datetime
 
 
+class ModelPage(BaseModel):
+    items: list[ModelOut]
+    next_cursor: str | None
+
+
 class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    features: list[list[float]] = Field(min_length=1, max_length=1000)
+    features: list[list[Feature]] = Field(min_length=1, max_length=1000)
 
 
 class PredictOut(BaseModel):

@@ -13,6 +13,7 @@ from app.core.auth import ApiClient
 from app.core.broker import RUN_JOB, TRAINING_QUEUE, enqueue_after_commit
 from app.core.config import get_settings
 from app.core.errors import NotFound, ProblemError
+from app.core.pagination import newest_first
 from app.jobs.models import Job
 from app.jobs.service import create_train_job
 from app.lineage.service import get_dataset
@@ -101,6 +102,25 @@ def _validated_policy(raw: dict[str, Any] | None) -> dict[str, Any]:
                 for problem in exc.problems
             ],
         ) from None
+
+
+def list_models(
+    session: Session,
+    *,
+    client: ApiClient,
+    dataset_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[MlModel], str | None]:
+    """The caller's models (every client's for an admin), newest first."""
+    query = select(MlModel)
+    if not client.is_admin:
+        query = query.where(MlModel.client_id == client.id)
+    if dataset_id is not None:
+        query = query.where(MlModel.dataset_id == dataset_id)
+    return newest_first(
+        session, query, at=MlModel.created_at, id_=MlModel.id, cursor=cursor, limit=limit
+    )
 
 
 def get_model(session: Session, *, client: ApiClient, model_id: uuid.UUID) -> MlModel:

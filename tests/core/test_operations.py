@@ -30,3 +30,36 @@ def test_openapi_docs(api):
     assert api.get("/docs").status_code == 200
     paths = api.get("/openapi.json").json()["paths"]
     assert "/v1/erasure-requests" in paths
+
+
+def test_metrics_carry_the_domain_figures(api, portal_headers):
+    import re
+
+    api.post(
+        "/v1/erasure-requests",
+        json={"identities": [{"type": "email", "value": "figures@example.com"}]},
+        headers=portal_headers,
+    )
+    text = api.get("/metrics").text
+
+    def value(sample: str) -> float:
+        match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+        assert match, f"{sample} not in /metrics"
+        return float(match.group(1))
+
+    assert (
+        sum(
+            value(f'lethe_erasure_requests{{status="{s}"}}')
+            for s in ("received", "planning", "planned", "completed")
+        )
+        >= 1
+    )
+    assert value("lethe_erasure_requests_overdue") >= 0
+    assert value("lethe_erasure_completion_seconds_count") >= 0
+    assert value('lethe_erasure_completion_seconds_bucket{le="+Inf"}') == value(
+        "lethe_erasure_completion_seconds_count"
+    )
+    assert value('lethe_jobs{kind="unlearn",status="failed"}') >= 0
+    assert value('lethe_job_failures_total{kind="train"}') >= 0
+    assert value('lethe_queue_depth{queue="cpu"}') >= 0
+    assert value('lethe_queue_depth{queue="gpu"}') >= 0

@@ -51,6 +51,12 @@ def test_request_without_training_data_completes(api, portal_headers, celery_wor
     )
     assert final["status_reason"] == "no training data found"
     assert final["plan"]["records_found"] == 0
+    # The response links a certificate, and there is one: it states that nothing was found.
+    certificate = api.get(final["links"]["certificate"], headers=portal_headers)
+    assert certificate.status_code == 200, certificate.text
+    claims = certificate.json()["claims"]
+    assert claims["outcome"] == "no_training_data_found"
+    assert (claims["records_erased"], claims["models"]) == (0, [])
 
 
 def test_records_without_a_model_are_purged(api, portal_headers, celery_worker):

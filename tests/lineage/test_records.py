@@ -6,9 +6,10 @@ import hashlib
 import hmac
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
-from app.lineage.identity import IdentityFormat, IdentityType, identity_hash
+from app.lineage.identity import IdentityError, IdentityFormat, IdentityType, identity_hash
 from app.lineage.models import SubjectIdentity, TrainingRecord
 from tests.conftest import table_counts
 
@@ -50,18 +51,28 @@ def test_identity_hash_is_keyed_and_accepts_prehashed():
         identity_format=IdentityFormat.RAW,
     )
     assert other_pepper != raw
-    phone = identity_hash(
+    # Only e-mail addresses are normalized; other types are hashed as given.
+    user = identity_hash(
         pepper=pepper,
-        identity_type=IdentityType.PHONE,
-        value=" +44 1 ",
+        identity_type=IdentityType.USER_ID,
+        value=" U-1 ",
         identity_format=IdentityFormat.RAW,
     )
-    assert phone != identity_hash(
+    assert user != identity_hash(
         pepper=pepper,
-        identity_type=IdentityType.PHONE,
-        value="+44 1",
+        identity_type=IdentityType.USER_ID,
+        value="u-1",
         identity_format=IdentityFormat.RAW,
     )
+    # A phone number must be in E.164; the error never quotes it.
+    with pytest.raises(IdentityError) as refused:
+        identity_hash(
+            pepper=pepper,
+            identity_type=IdentityType.PHONE,
+            value=" +44 20 7946 0958 ",
+            identity_format=IdentityFormat.RAW,
+        )
+    assert "7946" not in str(refused.value)
 
 
 def test_ten_thousand_records_in_one_call(api, portal_headers, session):

@@ -30,7 +30,7 @@ from app.core.config import get_settings
 from app.core.db import utcnow
 from app.erasure.planning import left_unplanned
 from app.jobs import service as jobs
-from app.jobs.enums import JobKind, JobStage
+from app.jobs.enums import JobKind, JobStage, JobStatus
 from app.registry.enums import Strategy
 from app.registry.models import MlModel, ModelVersion
 from workers.celery_app import celery_app
@@ -77,6 +77,11 @@ def run_job(job_id: str) -> str:
     with db_session() as session:
         job = jobs.claim(session, job_id=jid, worker=WORKER_NAME, lease=_lease())
         if job is None:
+            waiting = jobs.get(session, job_id=jid)
+            if waiting is not None and waiting.status == JobStatus.PENDING:
+                early = (waiting.not_before - utcnow()).total_seconds()
+                if early > 0:  # a countdown that ran out a moment early: come back on time
+                    enqueue(RUN_JOB, args=[job_id], queue=TRAINING_QUEUE, countdown=early)
             return "not claimed"
         model = session.get(MlModel, job.model_id)
         assert model is not None
