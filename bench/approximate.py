@@ -27,6 +27,7 @@ import numpy as np
 import typer
 
 from bench import approximate_report as report
+from bench._support import machine
 
 FORGET_SETS = ("random1pct", "subjects20")
 _RANDOM_N = re.compile(r"^random(\d+)$")
@@ -109,7 +110,7 @@ def approximate(
     rows = report.summarize(dataset=dataset, collected=collected)
     gates = report.gate_summary(dataset=dataset, collected=collected)
     if json_output:
-        for row in [*rows, *gates]:
+        for row in [*rows, *gates, report.reference_row(dataset=dataset, collected=collected)]:
             typer.echo(json.dumps(row))
         return
     for forget_set in forget:
@@ -117,9 +118,11 @@ def approximate(
         say(report.method_table(dataset=dataset, forget_set=forget_set, rows=rows))
     say("")
     say(report.gate_table(dataset=dataset, rows=gates))
+    cost = report.reference_row(dataset=dataset, collected=collected)
     say(
-        f"\nReference models: {report.reference_cost(collected)}. Total "
-        f"{time.perf_counter() - started:.0f} s."
+        f"\nReference models ({references}): {cost['cpu_s']:.1f} s CPU per model version, "
+        f"{cost['retrains']:.1f} retrains' worth. Machine: {machine()}, torch "
+        f"{torch.__version__}. Total {time.perf_counter() - started:.0f} s."
     )
 
 

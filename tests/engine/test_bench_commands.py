@@ -40,3 +40,4 @@ def test_bench_approximate_scores_methods_against_retraining():
         assert by_method[name]["models"] == 2
     # The retrain row's gate verdicts count the control's retrains too.
     assert by_method["gate:retrain"]["runs"] == 4
+    assert by_method["references"]["cpu_s"] > 0
