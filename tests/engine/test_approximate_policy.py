@@ -2,17 +2,23 @@ import json
 
 import pytest
 
-from workers.engine.approximate.methods import get_method
 from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
-from workers.engine.approximate.settings import NegGradPlusSettings, ScrubSettings
-from workers.engine.mia import VerificationSettings
+from workers.engine.approximate.settings import NegGradPlusSettings, ScrubSettings, settings_type
+from workers.engine.verification.settings import GateSettings
 
 
 def test_defaults_round_trip_through_json():
     policy = ApproximatePolicy()
     stored = json.loads(json.dumps(policy.to_dict()))
     assert ApproximatePolicy.from_dict(stored) == policy
-    assert stored["version"] == 1
+    assert stored["version"] == 2
+    assert stored["verification"] == {
+        "references": 16,
+        "reference_share": 0.5,
+        "margin": 0.25,
+        "confidence": 0.9,
+        "seed": 0,
+    }
     assert stored["fallback"] == "retrain"
 
 
@@ -20,25 +26,44 @@ def test_custom_policy_round_trips():
     policy = ApproximatePolicy(
         method="scrub",
         settings=ScrubSettings(epochs=4, max_epochs=2, learning_rate=1e-3),
-        verification=VerificationSettings(tolerance=0.03, bootstrap_samples=500),
+        verification=GateSettings(references=32, margin=0.3),
         max_test_accuracy_drop=0.02,
         fallback="sisa",
     )
     assert ApproximatePolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
 
 
-def test_stopping_settings_round_trip():
-    settings = NegGradPlusSettings(stop_at_unseen=False, check_every=3, max_forget_epochs=12)
-    policy = ApproximatePolicy(settings=settings)
-    stored = json.loads(json.dumps(policy.to_dict()))
-    assert stored["settings"]["stop_at_unseen"] is False
-    assert ApproximatePolicy.from_dict(stored) == policy
+def test_a_stored_version_1_policy_is_still_read():
+    stored = {
+        "version": 1,
+        "method": "neggrad_plus",
+        "settings": {
+            "forget_epochs": 10,
+            "learning_rate": 0.0003,
+            "stop_at_unseen": True,
+            "check_every": 5,
+            "max_forget_epochs": 30,
+        },
+        "verification": {
+            "attack": "loss",
+            "confidence": 0.95,
+            "tolerance": 0.02,
+            "bootstrap_samples": 1000,
+            "seed": 0,
+        },
+        "max_test_accuracy_drop": 0.05,
+        "fallback": "retrain",
+    }
+    policy = ApproximatePolicy.from_dict(stored)
+    assert policy.settings == NegGradPlusSettings(forget_epochs=10, learning_rate=0.0003)
+    assert policy.verification == GateSettings()
+    assert policy.to_dict()["version"] == 2
 
 
 def test_missing_keys_take_defaults_and_partial_settings_are_completed():
     policy = ApproximatePolicy.from_dict({"method": "scrub", "settings": {"epochs": 8}})
     assert policy.settings == ScrubSettings(epochs=8)
-    assert policy.verification == VerificationSettings()
+    assert policy.verification == GateSettings()
 
 
 def test_integers_are_accepted_where_numbers_are_expected():
@@ -61,17 +86,20 @@ def test_for_model_picks_the_fallback():
         ({"settings": {"learning_rate": -1}}, "learning_rate must be positive"),
         ({"settings": {"forget_epochs": True}}, "forget_epochs must be an integer"),
         ({"settings": {"alpha": "high"}}, "alpha must be a number"),
-        ({"settings": {"stop_at_unseen": 1}}, "stop_at_unseen must be true or false"),
-        ({"settings": {"check_every": 0}}, "check_every must be at least 1"),
-        ({"settings": {"max_forget_epochs": 0}}, "max_forget_epochs must be at least 1"),
+        ({"settings": {"noise": -0.1}}, "noise must be >= 0"),
+        ({"settings": {"max_retain_passes": 0}}, "max_retain_passes must be positive"),
+        ({"settings": {"stop_at_unseen": True}}, "settings: unknown settings ['stop_at_unseen']"),
         ({"settings": {"optimizer": "lion"}}, "optimizer must be one of ['sgd', 'adam']"),
         ({"settings": [1, 2]}, "settings: expected a JSON object, got list"),
         ({"method": "scrub", "settings": {"max_epochs": 9}}, "max_epochs must be in [0, epochs]"),
-        ({"verification": {"tolerance": 0.7}}, "verification: tolerance must be a number in"),
-        ({"verification": {"alpha": 0.05}}, "verification: unknown settings ['alpha']"),
+        ({"verification": {"margin": 0}}, "verification: invalid GateSettings: margin must be"),
+        ({"verification": {"references": 2}}, "references must be at least 4"),
+        ({"verification": {"reference_share": 0.9}}, "reference_share must be in [0.2, 0.8]"),
+        ({"verification": {"confidence": "high"}}, "confidence must be a number"),
+        ({"verification": {"tolerance": 0.02}}, "verification: unknown settings ['tolerance']"),
         ({"fallback": "nothing"}, "fallback: must be one of ['retrain', 'sisa']"),
         ({"max_test_accuracy_drop": 5}, "max_test_accuracy_drop: must be a number in [0, 1]"),
-        ({"version": 2}, "version: only version 1 is understood"),
+        ({"version": 3}, "version: versions 1 and 2 are understood, got 3"),
         ({"mehtod": "scrub"}, "mehtod: unknown key"),
     ],
 )
@@ -107,7 +135,8 @@ def test_policy_error_is_a_value_error():
 
 def test_every_method_has_documented_defaults():
     for name in ("finetune", "neggrad_plus", "scrub", "l1_sparse", "salun"):
-        spec = get_method(name)
-        defaults = spec.default_settings()
-        for field_name in vars(defaults):
-            assert field_name in spec.settings_type.__doc__, (name, field_name)
+        cls = settings_type(name)
+        for field_name in vars(cls()):
+            assert field_name in cls.__doc__, (name, field_name)
+    for field_name in vars(GateSettings()):
+        assert field_name in GateSettings.__doc__

@@ -26,11 +26,18 @@ def test_bench_sisa_reports_speedup_and_exactness():
     assert {"speedup", "theoretical_speedup", "unlearn_seconds_mean"} <= report.keys()
 
 
-def test_bench_approximate_compares_methods_with_retraining():
+def test_bench_approximate_scores_methods_against_retraining():
     rows = _invoke(
         *("approximate", "--records", "1000", "--seeds", "0", "--methods", "finetune"),
-        *("--forget", "subjects20", "--null-draws", "0"),
+        *("--forget", "random20", "--models", "2", "--references", "4"),
     )
-    methods = {row["method"] for row in rows}
-    assert {"original", "retrain", "finetune", "gate_on_unseen_records"} <= methods
+    by_method = {row["method"]: row for row in rows}
+    assert {"original", "retrain", "finetune"} <= by_method.keys()
+    assert {"gate:original", "gate:retrain", "gate:finetune"} <= by_method.keys()
     assert all(row["dataset"] == "synthetic-purchase" for row in rows)
+    for name in ("original", "retrain", "finetune"):
+        assert 0 <= by_method[name]["forgetting_score"] <= 1
+        assert by_method[name]["models"] == 2
+    # The retrain row's gate verdicts count the control's retrains too.
+    assert by_method["gate:retrain"]["runs"] == 4
+    assert by_method["references"]["cpu_s"] > 0

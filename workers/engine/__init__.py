@@ -40,4 +40,18 @@ Checkpoints and artifacts (`workers.engine.checkpoints`, `workers.engine.artifac
     LocalArtifactStore(*, root); CheckpointStore(*, store, prefix="sisa")
     find_tainted_checkpoints(*, checkpoints, erased_record_ids) -> list[SliceManifest]
     purge_tainted_checkpoints(*, checkpoints, erased_record_ids, delete=True)
+
+Approximate unlearning (`workers.engine.approximate`, see its README.md)
+    ApproximatePolicy.from_dict(document) / .to_dict()     no torch: the API validates with it
+    run_method(*, name, model, forget, retain, settings=None, progress=None) -> nn.Module
+    unlearn_and_verify(*, model, forget, retain, holdout, test, policy, references=None,
+                       progress=None) -> ApproximateOutcome
+
+Per-record verification (`workers.engine.verification`)
+    GateSettings(references=16, reference_share=0.5, margin=0.25, confidence=0.9, seed=0)
+    build_references(*, spec, data, num_classes, settings, store, prefix, device=None,
+                     progress=None) -> list[ReferenceManifest]      once per model version
+    load_references(*, store, prefix, spec, device=None) -> ReferenceSet
+    verify_forgetting(*, model, forget, holdout, references, settings) -> ForgettingVerdict
+    read_manifests / references_holding / purge_references        no torch: for the purge
 """

@@ -25,7 +25,7 @@ def working_copy(model: nn.Module) -> nn.Module:
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:
-    """A deep copy in eval mode with gradients off, for a teacher or a reference."""
+    """A deep copy in eval mode with gradients off, for a teacher."""
     clone = copy.deepcopy(model)
     clone.eval()
     for parameter in clone.parameters():

@@ -1,35 +1,26 @@
-"""The approximate unlearning methods, by name, each with its settings class.
+"""The approximate unlearning methods, by name (their settings classes are in `settings`).
 
 Every method has the same keyword-only signature::
 
-    method(*, model, forget, retain, settings, progress=None, reference=None) -> new model
+    method(*, model, forget, retain, settings, progress=None) -> new model
 
 It returns a new model in eval mode on the input model's device and never modifies the input.
-`progress`, when given, is called with (steps completed, steps in total). `reference`, when
-given, holds records of the same dataset that no model trained on; a method may use them to
-decide when to stop (`neggrad_plus` does), and must not train on them.
+`progress`, when given, is called with (steps completed, steps in total). No method looks at
+records that no model trained on: those belong to the gate that judges the result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from torch import nn
 
-from workers.engine.approximate.catalog import MethodSettings, method_names
 from workers.engine.approximate.loops import StepProgress
 from workers.engine.approximate.neggrad import neggrad_plus
 from workers.engine.approximate.retain_only import finetune, l1_sparse
 from workers.engine.approximate.salun import salun
 from workers.engine.approximate.scrub import scrub
-from workers.engine.approximate.settings import (
-    FinetuneSettings,
-    L1SparseSettings,
-    NegGradPlusSettings,
-    SalUnSettings,
-    ScrubSettings,
-)
+from workers.engine.approximate.settings import method_names, settings_type
 from workers.engine.data import RecordArrays
 
 
@@ -42,60 +33,27 @@ class UnlearningMethod(Protocol):
         retain: RecordArrays,
         settings: Any,
         progress: StepProgress | None = None,
-        reference: RecordArrays | None = None,
     ) -> nn.Module: ...
 
 
-@dataclass(frozen=True)
-class MethodSpec(MethodSettings):
-    """A registered method: its settings (see `catalog`), its function, and one line on it."""
-
-    run: UnlearningMethod
-    summary: str = ""
-
-
-METHODS: dict[str, MethodSpec] = {
-    spec.name: spec
-    for spec in (
-        MethodSpec(
-            name="finetune",
-            run=finetune,
-            settings_type=FinetuneSettings,
-            summary="fine-tune on the retained records only (baseline)",
-        ),
-        MethodSpec(
-            name="neggrad_plus",
-            run=neggrad_plus,
-            settings_type=NegGradPlusSettings,
-            summary="descend on retained records, ascend on the forget set",
-        ),
-        MethodSpec(
-            name="scrub",
-            run=scrub,
-            settings_type=ScrubSettings,
-            summary="diverge from the original on the forget set, distill it on the rest",
-        ),
-        MethodSpec(
-            name="l1_sparse",
-            run=l1_sparse,
-            settings_type=L1SparseSettings,
-            summary="fine-tune on retained records under a decaying L1 penalty",
-        ),
-        MethodSpec(
-            name="salun",
-            run=salun,
-            settings_type=SalUnSettings,
-            summary="random labels on the forget set, only the most salient weights move",
-        ),
-    )
+# Each method and one line on what it does.
+METHODS: dict[str, tuple[UnlearningMethod, str]] = {
+    "finetune": (finetune, "fine-tune on the retained records only (baseline)"),
+    "neggrad_plus": (
+        neggrad_plus,
+        "noise the weights, then descend on retained records and ascend on the forget set",
+    ),
+    "scrub": (scrub, "diverge from the original on the forget set, distill it on the rest"),
+    "l1_sparse": (l1_sparse, "fine-tune on retained records under a decaying L1 penalty"),
+    "salun": (salun, "random labels on the forget set, only the most salient weights move"),
 }
 
 
-def get_method(name: str) -> MethodSpec:
+def get_method(name: str) -> UnlearningMethod:
     """The method registered as `name`; KeyError lists the known names."""
     if name not in METHODS:
         raise KeyError(f"unknown unlearning method {name!r}; known: {method_names()}")
-    return METHODS[name]
+    return METHODS[name][0]
 
 
 def run_method(
@@ -106,24 +64,14 @@ def run_method(
     retain: RecordArrays,
     settings: Any | None = None,
     progress: StepProgress | None = None,
-    reference: RecordArrays | None = None,
 ) -> nn.Module:
     """Run method `name` with `settings` (its defaults when None)."""
-    spec = get_method(name)
-    settings = spec.default_settings() if settings is None else settings
-    if not isinstance(settings, spec.settings_type):
-        raise TypeError(
-            f"method {name!r} takes {spec.settings_type.__name__}, got {type(settings).__name__}"
-        )
+    method, expected = get_method(name), settings_type(name)
+    settings = expected() if settings is None else settings
+    if not isinstance(settings, expected):
+        raise TypeError(f"method {name!r} takes {expected.__name__}, got {type(settings).__name__}")
     if len(forget) == 0:
         raise ValueError("the forget set is empty: there is nothing to unlearn")
     if len(retain) == 0:
         raise ValueError("the retain set is empty: retrain from scratch instead")
-    return spec.run(
-        model=model,
-        forget=forget,
-        retain=retain,
-        settings=settings,
-        progress=progress,
-        reference=reference,
-    )
+    return method(model=model, forget=forget, retain=retain, settings=settings, progress=progress)

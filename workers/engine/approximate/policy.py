@@ -1,7 +1,14 @@
-"""A model's approximate-unlearning policy: which method, its settings, the gates, the fallback.
+"""A model's approximate-unlearning policy: which method, its settings, the gate, the fallback.
 
 The workflow layer stores a policy as JSON on the model row; `to_dict` and `from_dict` are exact
-inverses, and `from_dict` reports every problem of a malformed policy at once.
+inverses, and `from_dict` reports every problem of a malformed policy at once. Imports no torch:
+the API validates a policy when a model is registered.
+
+Version 2 replaced the pooled membership test by the per-record gate (`verification` holds
+`GateSettings`) and dropped `neggrad_plus`'s stopping rule. A stored version-1 policy is still
+read: its method and settings are kept, its `verification` section and the stopping keys
+(`stop_at_unseen`, `check_every`, `max_forget_epochs`) are dropped, and what is missing takes
+today's defaults.
 """
 
 from __future__ import annotations
@@ -11,14 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from workers.engine.approximate.catalog import method_names, method_settings
-from workers.engine.mia_settings import VerificationSettings
+from workers.engine.approximate.settings import method_names, settings_type
+from workers.engine.validation import from_plain
+from workers.engine.verification.settings import GateSettings
 
 Fallback = Literal["retrain", "sisa"]
 FALLBACKS: tuple[str, ...] = ("retrain", "sisa")
-POLICY_VERSION = 1
+POLICY_VERSION = 2
 DEFAULT_METHOD = "neggrad_plus"
 _KEYS = ("version", "method", "settings", "verification", "max_test_accuracy_drop", "fallback")
+_DROPPED_IN_V2 = {"stop_at_unseen", "check_every", "max_forget_epochs"}
 
 
 class PolicyError(ValueError):
@@ -34,9 +43,9 @@ class ApproximatePolicy:
     """How a model unlearns approximately, and when the result is not accepted.
 
     Attributes:
-        method: a name from the method catalog. Default ``neggrad_plus``.
+        method: a name from `settings.METHOD_SETTINGS`. Default ``neggrad_plus``.
         settings: that method's settings dataclass; None means its defaults.
-        verification: thresholds of the membership-inference gate.
+        verification: the per-record gate: its reference models and its margin.
         max_test_accuracy_drop: the largest fall in test accuracy (a fraction, 0.05 = five
             points) accepted. It catches a model broken into passing: a model that predicts
             nothing well also cannot tell forget from holdout records. Default 0.05.
@@ -47,29 +56,29 @@ class ApproximatePolicy:
 
     method: str = DEFAULT_METHOD
     settings: Any = None
-    verification: VerificationSettings = field(default_factory=VerificationSettings)
+    verification: GateSettings = field(default_factory=GateSettings)
     max_test_accuracy_drop: float = 0.05
     fallback: Fallback = "retrain"
 
     def __post_init__(self) -> None:
-        problems = []
         try:
-            spec = method_settings(self.method)
+            expected = settings_type(self.method)
         except KeyError:
             raise PolicyError(
                 [f"method: unknown method {self.method!r}; known: {method_names()}"]
             ) from None
+        problems = []
         if self.settings is None:
-            object.__setattr__(self, "settings", spec.default_settings())
-        elif not isinstance(self.settings, spec.settings_type):
+            object.__setattr__(self, "settings", expected())
+        elif not isinstance(self.settings, expected):
             problems.append(
-                f"settings: method {self.method!r} takes {spec.settings_type.__name__}, "
+                f"settings: method {self.method!r} takes {expected.__name__}, "
                 f"got {type(self.settings).__name__}"
             )
         # Checked at run time too: a policy may be built from untyped values.
         verification: object = self.verification
-        if not isinstance(verification, VerificationSettings):
-            problems.append("verification: expected VerificationSettings")
+        if not isinstance(verification, GateSettings):
+            problems.append("verification: expected GateSettings")
         problems += _scalar_problems(
             max_test_accuracy_drop=self.max_test_accuracy_drop, fallback=self.fallback
         )
@@ -94,32 +103,36 @@ class ApproximatePolicy:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ApproximatePolicy:
-        """Parse `to_dict`'s form; missing keys take their defaults. Raises PolicyError."""
+        """Parse `to_dict`'s form (or a stored version 1); missing keys take their defaults.
+        Raises PolicyError."""
         if not isinstance(data, Mapping):
             raise PolicyError([f"expected a JSON object, got {type(data).__name__}"])
         problems = [f"{key}: unknown key; known: {list(_KEYS)}" for key in data if key not in _KEYS]
         version = data.get("version", POLICY_VERSION)
-        if version != POLICY_VERSION:
+        if version not in (1, POLICY_VERSION):
             problems.append(
-                f"version: only version {POLICY_VERSION} is understood, got {version!r}"
+                f"version: versions 1 and {POLICY_VERSION} are understood, got {version!r}"
             )
-
         method = data.get("method", DEFAULT_METHOD)
+        settings_values = data.get("settings")
+        verification_values = data.get("verification")
+        if version == 1:
+            if isinstance(settings_values, Mapping):
+                settings_values = {
+                    k: v for k, v in settings_values.items() if k not in _DROPPED_IN_V2
+                }
+            verification_values = None
+
         settings = None
         try:
-            spec = method_settings(method) if isinstance(method, str) else None
+            expected = settings_type(method) if isinstance(method, str) else None
         except KeyError:
-            spec = None
-        if spec is None:
+            expected = None
+        if expected is None:
             problems.append(f"method: unknown method {method!r}; known: {method_names()}")
         else:
-            settings = _parse_section(
-                "settings", data.get("settings"), spec.settings_from_dict, problems
-            )
-
-        verification = _parse_section(
-            "verification", data.get("verification"), _verification_from_dict, problems
-        )
+            settings = _parse_section("settings", settings_values, expected, problems)
+        verification = _parse_section("verification", verification_values, GateSettings, problems)
         max_test_accuracy_drop = data.get("max_test_accuracy_drop", 0.05)
         fallback = data.get("fallback", "retrain")
         problems += _scalar_problems(
@@ -146,15 +159,7 @@ def _scalar_problems(*, max_test_accuracy_drop: Any, fallback: Any) -> list[str]
     return problems
 
 
-def _verification_from_dict(values: Mapping[str, Any]) -> VerificationSettings:
-    known = [f.name for f in dataclasses.fields(VerificationSettings)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"unknown settings {unknown}; known: {known}")
-    return VerificationSettings(**values)
-
-
-def _parse_section(name: str, values: Any, parse: Any, problems: list[str]) -> Any:
+def _parse_section(name: str, values: Any, cls: type, problems: list[str]) -> Any:
     """Parse one nested object, turning its errors into problems prefixed by the key."""
     if values is None:
         values = {}
@@ -162,7 +167,7 @@ def _parse_section(name: str, values: Any, parse: Any, problems: list[str]) -> A
         problems.append(f"{name}: expected a JSON object, got {type(values).__name__}")
         return None
     try:
-        return parse(values)
+        return from_plain(cls, values)
     except (TypeError, ValueError) as error:
         problems.append(f"{name}: {error}")
         return None

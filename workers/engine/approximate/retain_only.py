@@ -28,7 +28,6 @@ def finetune(
     retain: RecordArrays,
     settings: FinetuneSettings,
     progress: StepProgress | None = None,
-    reference: RecordArrays | None = None,  # unused: runs its fixed budget
 ) -> nn.Module:
     """Fine-tune a copy of `model` on `retain` (the baseline every other method should beat)."""
     del forget  # fine-tuning forgets by training on everything else
@@ -52,7 +51,6 @@ def l1_sparse(
     retain: RecordArrays,
     settings: L1SparseSettings,
     progress: StepProgress | None = None,
-    reference: RecordArrays | None = None,  # unused: runs its fixed budget
 ) -> nn.Module:
     """Fine-tune a copy of `model` on `retain` with a linearly decaying L1 penalty."""
     del forget

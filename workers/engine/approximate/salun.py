@@ -60,7 +60,6 @@ def salun(
     retain: RecordArrays,
     settings: SalUnSettings,
     progress: StepProgress | None = None,
-    reference: RecordArrays | None = None,  # unused: runs its fixed budget
 ) -> nn.Module:
     """Train a copy of `model`: random labels on `forget`, true labels on `retain`, and only the
     salient weights move."""

@@ -41,7 +41,6 @@ def scrub(
     retain: RecordArrays,
     settings: ScrubSettings,
     progress: StepProgress | None = None,
-    reference: RecordArrays | None = None,  # unused: runs its fixed budget
 ) -> nn.Module:
     """Run SCRUB's alternating max- and min-steps on a copy of `model`."""
     teacher = frozen_copy(model)

@@ -1,4 +1,10 @@
-"""One approximate erasure, end to end: unlearn, verify, measure, and decide on the fallback."""
+"""One approximate erasure, end to end: unlearn, verify, measure, and decide on the fallback.
+
+With the model version's reference models the gate is the per-record test
+(`workers.engine.verification`); without them, the pooled loss-threshold test of
+`workers.engine.mia`, which one pooled number can satisfy and which is kept only for models whose
+references are not built yet.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from workers.engine.approximate.loops import StepProgress
@@ -16,26 +21,11 @@ from workers.engine.approximate.policy import ApproximatePolicy
 from workers.engine.data import RecordArrays
 from workers.engine.mia import MembershipTestResult, membership_test
 from workers.engine.training import accuracy
+from workers.engine.verification.gate import verify_forgetting
+from workers.engine.verification.references import ReferenceSet
+from workers.engine.verification.verdict import ForgettingVerdict
 
-# Share of the holdout handed to the method as `reference` (to decide when to stop); the
-# membership gate judges on the rest only, never on records the method tuned itself on.
-CALIBRATION_SHARE = 0.3
-_MIN_SPLIT_HOLDOUT = 10
-_SPLIT_SEED = 0
-
-
-def split_holdout(*, holdout: RecordArrays) -> tuple[RecordArrays | None, RecordArrays]:
-    """(calibration, evaluation) parts of `holdout`, deterministic for the same records.
-
-    A holdout under ten records is not split: the calibration part is then None, and the gate
-    keeps every record.
-    """
-    if len(holdout) < _MIN_SPLIT_HOLDOUT:
-        return None, holdout
-    order = np.argsort(holdout.record_ids, kind="stable")
-    shuffled = order[np.random.default_rng(_SPLIT_SEED).permutation(len(order))]
-    cut = round(CALIBRATION_SHARE * len(holdout))
-    return holdout.subset(np.sort(shuffled[:cut])), holdout.subset(np.sort(shuffled[cut:]))
+Verification = MembershipTestResult | ForgettingVerdict
 
 
 @dataclass(frozen=True)
@@ -72,17 +62,18 @@ class Timings:
 class ApproximateOutcome:
     """What an approximate erasure produced and whether it may be activated.
 
-    `fallback_needed` is true when the membership test's verdict is not ``pass`` or the test
-    accuracy fell by more than the policy allows; `fallback` then names what to run instead.
-    `verification_before` is the same test on the original model, for the record: it shows how
-    much membership signal there was to remove.
+    `fallback_needed` is true when the gate's verdict is not ``pass`` (``inconclusive`` is not
+    a pass) or the test accuracy fell by more than the policy allows; `fallback` then names what
+    to run instead. `verification_before` is the same test on the original model, for the
+    record: it shows how much membership signal there was to remove. Both are a
+    `ForgettingVerdict` when reference models were given, else a `MembershipTestResult`.
     """
 
     model: nn.Module
     method: str
     settings: dict[str, Any]
-    verification: MembershipTestResult
-    verification_before: MembershipTestResult
+    verification: Verification
+    verification_before: Verification
     utility_before: Utility
     utility_after: Utility
     timings: Timings
@@ -114,16 +105,17 @@ def unlearn_and_verify(
     holdout: RecordArrays,
     test: RecordArrays,
     policy: ApproximatePolicy,
+    references: ReferenceSet | None = None,
     progress: StepProgress | None = None,
 ) -> ApproximateOutcome:
     """Unlearn `forget` from a copy of `model` with the policy's method, then gate the result.
 
-    `holdout` must be records of the same dataset that no version of the model trained on;
-    `split_holdout` gives a calibration part to the method as `reference` and the rest to the
-    membership test. `test` measures utility. `progress` receives the method's (steps done,
-    steps in total). The input model is left untouched.
+    `holdout` must be records of the same dataset that no version of the model (and no
+    reference model) trained on; `test` measures utility. `references` are the reference
+    models of the version `model` is (`load_references`); with them the per-record gate
+    decides, with the policy's `verification` settings. `progress` receives the method's
+    (steps done, steps in total). The input model is left untouched.
     """
-    calibration, evaluation = split_holdout(holdout=holdout)
     started = time.perf_counter()
     cpu_started = time.process_time()
     unlearned = run_method(
@@ -133,15 +125,14 @@ def unlearn_and_verify(
         retain=retain,
         settings=policy.settings,
         progress=progress,
-        reference=calibration,
     )
     unlearned_at = time.perf_counter()
     unlearn_cpu_s = time.process_time() - cpu_started
-    verification = membership_test(
-        model=unlearned, forget=forget, holdout=evaluation, settings=policy.verification
+    verification = _gate(
+        model=unlearned, forget=forget, holdout=holdout, references=references, policy=policy
     )
-    verification_before = membership_test(
-        model=model, forget=forget, holdout=evaluation, settings=policy.verification
+    verification_before = _gate(
+        model=model, forget=forget, holdout=holdout, references=references, policy=policy
     )
     verified_at = time.perf_counter()
     utility_before = measure_utility(model=model, forget=forget, retain=retain, test=test)
@@ -150,11 +141,7 @@ def unlearn_and_verify(
 
     reasons = []
     if verification.verdict != "pass":
-        v = verification
-        reasons.append(
-            f"membership test: {v.verdict} (AUC {v.auc:.3f}, "
-            f"{v.confidence:.0%} CI {v.ci_low:.3f}-{v.ci_high:.3f})"
-        )
+        reasons.append(f"membership test: {verification.verdict} ({_figures(verification)})")
     drop = utility_before.test_accuracy - utility_after.test_accuracy
     if drop > policy.max_test_accuracy_drop:
         reasons.append(
@@ -179,3 +166,29 @@ def unlearn_and_verify(
         fallback=policy.fallback if reasons else None,
         reasons=tuple(reasons),
     )
+
+
+def _gate(
+    *,
+    model: nn.Module,
+    forget: RecordArrays,
+    holdout: RecordArrays,
+    references: ReferenceSet | None,
+    policy: ApproximatePolicy,
+) -> Verification:
+    if references is None:
+        return membership_test(model=model, forget=forget, holdout=holdout)
+    return verify_forgetting(
+        model=model,
+        forget=forget,
+        holdout=holdout,
+        references=references,
+        settings=policy.verification,
+    )
+
+
+def _figures(verification: Verification) -> str:
+    if isinstance(verification, ForgettingVerdict):
+        return verification.reason
+    v = verification
+    return f"AUC {v.auc:.3f}, {v.confidence:.0%} CI {v.ci_low:.3f}-{v.ci_high:.3f}"

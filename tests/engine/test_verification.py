@@ -1,0 +1,143 @@
+"""The per-record gate on a toy set where the answer is known, and its reference models' purge."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from workers.engine.architectures import get_architecture
+from workers.engine.artifacts import LocalArtifactStore
+from workers.engine.data import synthetic_purchase
+from workers.engine.training import train_model
+from workers.engine.verification.gate import verify_forgetting
+from workers.engine.verification.manifests import (
+    purge_references,
+    read_manifests,
+    references_holding,
+)
+from workers.engine.verification.references import build_references, load_references
+from workers.engine.verification.settings import GateSettings
+from workers.engine.verification.verdict import Interval, decide
+
+SETTINGS = GateSettings(references=8)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    # 30 % random labels and 30 epochs: the model memorizes its training records.
+    data = synthetic_purchase(
+        records=3000, seed=0, num_features=40, num_classes=10, label_noise=0.3
+    )
+    spec = get_architecture("mlp").with_hyperparameters(epochs=30)
+    store = LocalArtifactStore(root=tmp_path_factory.mktemp("artifacts"))
+    manifests = build_references(
+        spec=spec, data=data.train, num_classes=10, settings=SETTINGS, store=store, prefix="r"
+    )
+    return {
+        "data": data,
+        "spec": spec,
+        "store": store,
+        "manifests": manifests,
+        "model": train_model(spec=spec, data=data.train, num_classes=10, seed=0, device="cpu"),
+        "references": load_references(store=store, prefix="r", spec=spec),
+    }
+
+
+def _verify(toy, *, model, forget):
+    return verify_forgetting(
+        model=model,
+        forget=forget,
+        holdout=toy["data"].holdout,
+        references=toy["references"],
+        settings=SETTINGS,
+    )
+
+
+def test_a_model_that_memorized_its_records_remembers_them(toy):
+    verdict = _verify(toy, model=toy["model"], forget=toy["data"].train.subset(slice(0, 150)))
+    assert verdict.verdict == "remembers"
+    assert verdict.memory.low > SETTINGS.margin
+    assert np.mean(verdict.record_z) > 0.5
+    assert len(verdict.record_z) == verdict.n_forget == 150 - verdict.unreferenced
+
+
+def test_records_the_model_never_saw_pass(toy):
+    verdict = _verify(toy, model=toy["model"], forget=toy["data"].test.subset(slice(0, 300)))
+    assert verdict.verdict == "pass", verdict.reason
+    for interval in (verdict.memory, verdict.overshoot):
+        assert -SETTINGS.margin < interval.low and interval.high < SETTINGS.margin
+    assert verdict.resolution < SETTINGS.margin
+
+
+def test_a_handful_of_records_is_inconclusive_never_a_pass(toy):
+    verdict = _verify(toy, model=toy["model"], forget=toy["data"].test.subset(slice(0, 6)))
+    assert verdict.verdict == "inconclusive"
+    assert verdict.resolution > SETTINGS.margin
+    assert "too few" in verdict.reason
+
+
+def test_each_record_is_compared_only_with_references_that_never_saw_it(toy):
+    forget = toy["data"].train.subset(slice(0, 40))
+    verdict = _verify(toy, model=toy["model"], forget=forget)
+    for record_id, unseen in zip(verdict.record_ids, verdict.record_unseen_references, strict=True):
+        holding = references_holding(manifests=toy["manifests"], erased_record_ids=[record_id])
+        assert unseen == SETTINGS.references - len(holding)
+
+
+def test_decisions_from_the_two_intervals():
+    def i(low: float, high: float) -> Interval:
+        return Interval(estimate=(low + high) / 2, low=low, high=high)
+
+    inside, above, straddling = i(-0.1, 0.1), i(0.3, 0.6), i(0.1, 0.4)
+    assert decide(memory=inside, overshoot=inside, margin=0.25) == "pass"
+    assert decide(memory=above, overshoot=inside, margin=0.25) == "remembers"
+    assert decide(memory=i(-0.6, -0.3), overshoot=above, margin=0.25) == "over_forgot"
+    # Both directions at once cannot cancel: each has its own interval.
+    assert decide(memory=above, overshoot=above, margin=0.25) == "remembers"
+    assert decide(memory=straddling, overshoot=inside, margin=0.25) == "inconclusive"
+
+
+def test_manifests_say_which_references_saw_an_erased_person_and_only_those_are_rebuilt(toy):
+    data, store = toy["data"], toy["store"]
+    person = int(data.train.subject_ids[0])
+    erased = data.train.of_subjects([person]).record_ids
+    holding = references_holding(
+        manifests=read_manifests(store=store, prefix="r"), erased_record_ids=erased
+    )
+    # A person's records are all in a reference or all out of it (selection by subject).
+    assert 0 < len(holding) < SETTINGS.references
+    holding_indices = {m.index for m in holding}
+    for manifest in toy["manifests"]:
+        assert manifest.holds_any(erased) == (manifest.index in holding_indices)
+        assert np.isin(erased, manifest.record_ids).all() == manifest.holds_any(erased)
+
+    before = {m.index: m.record_ids for m in read_manifests(store=store, prefix="r")}
+    deleted = purge_references(store=store, prefix="r", erased_record_ids=erased)
+    assert sorted(deleted) == sorted(key for m in holding for key in m.artifact_keys)
+    assert all(not store.exists(key=key) for key in deleted)
+    assert not references_holding(
+        manifests=read_manifests(store=store, prefix="r"), erased_record_ids=erased
+    )
+
+    rebuilt = build_references(
+        spec=toy["spec"],
+        data=data.train.without(erased),
+        num_classes=10,
+        settings=SETTINGS,
+        store=store,
+        prefix="r",
+    )
+    assert not references_holding(manifests=rebuilt, erased_record_ids=erased)
+    for manifest in rebuilt:
+        if manifest.index not in holding_indices:  # kept as it was, not retrained
+            assert np.array_equal(manifest.record_ids, before[manifest.index])
+
+
+def test_the_policy_and_the_manifests_import_without_torch():
+    code = (
+        "import sys\n"
+        "import workers.engine.approximate.policy, workers.engine.verification.manifests\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

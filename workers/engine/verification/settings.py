@@ -1,0 +1,46 @@
+"""Settings of the per-record membership gate: how its reference models are built and how it
+decides. Imports neither numpy nor torch, so the API validates a model's policy without them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workers.engine.validation import validate
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The reference models of a model version, and the equivalence test that uses them.
+
+    Attributes:
+        references: reference models trained once per model version, at least 4. Each trains
+            on a share of the data subjects, so each record has about
+            ``references * (1 - reference_share)`` of them that never saw it. Default 16.
+        reference_share: share of the data subjects each reference model trains on, in
+            [0.2, 0.8]. Default 0.5 (each record is unseen by half of them).
+        margin: the equivalence margin, in standard deviations of the scores that models which
+            never saw a record give it. `pass` needs both the forget records' excess of
+            member-like deviation and their excess of beyond-unseen deviation, against the
+            holdout's, to lie within ``+-margin`` with the interval's confidence. In (0, 2].
+            Default 0.25.
+        confidence: coverage of the two-sided interval, in [0.5, 0.999). At 0.90 each side of
+            the equivalence is tested at 5 %. Default 0.90.
+        seed: selects the subjects of each reference model and seeds its training. Default 0.
+    """
+
+    references: int = 16
+    reference_share: float = 0.5
+    margin: float = 0.25
+    confidence: float = 0.90
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        validate(
+            self,
+            lambda: {
+                "references": (self.references >= 4, "must be at least 4"),
+                "reference_share": (0.2 <= self.reference_share <= 0.8, "must be in [0.2, 0.8]"),
+                "margin": (0.0 < self.margin <= 2.0, "must be in (0, 2]"),
+                "confidence": (0.5 <= self.confidence < 0.999, "must be in [0.5, 0.999)"),
+            },
+        )
