@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine, text
 
@@ -51,3 +52,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def register_dataset(api: Any, *, data: Any, name: str) -> dict[str, Any]:
+    """Register a dataset and its records (people as `user_id`s) through the API, in calls of
+    2,000 records; returns the dataset."""
+    dataset: dict[str, Any] = api.post("/v1/datasets", json={"name": name}).json()
+    for split in ("train", "holdout", "test"):
+        arrays = getattr(data, split)
+        rows = [
+            {
+                "key": f"{split}-{int(r)}",
+                "label": int(y),
+                "split": split,
+                "identities": [{"type": "user_id", "value": f"p-{int(s)}"}],
+                "features": x.tolist(),
+            }
+            for r, s, x, y in zip(
+                arrays.record_ids, arrays.subject_ids, arrays.features, arrays.labels, strict=True
+            )
+        ]
+        for start in range(0, len(rows), 2000):
+            api.post(
+                f"/v1/datasets/{dataset['id']}/records",
+                json={"records": rows[start : start + 2000]},
+            ).raise_for_status()
+    return dataset

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import free_port, machine, scratch_database
+from bench._support import free_port, machine, register_dataset, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("completed", "failed", "cancelled", "denied")
@@ -148,30 +148,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str], workdir: Path) -> dic
 
     data = synthetic_purchase(records=args.records, seed=0)
     with _serving(env, workdir) as (api, _log):
-        dataset = api.post("/v1/datasets", json={"name": "burst"}).json()
-        for split in ("train", "holdout", "test"):
-            arrays = getattr(data, split)
-            rows = [
-                {
-                    "key": f"{split}-{int(r)}",
-                    "label": int(y),
-                    "split": split,
-                    "identities": [{"type": "user_id", "value": f"p-{int(s)}"}],
-                    "features": x.tolist(),
-                }
-                for r, s, x, y in zip(
-                    arrays.record_ids,
-                    arrays.subject_ids,
-                    arrays.features,
-                    arrays.labels,
-                    strict=True,
-                )
-            ]
-            for start in range(0, len(rows), 2000):
-                api.post(
-                    f"/v1/datasets/{dataset['id']}/records",
-                    json={"records": rows[start : start + 2000]},
-                ).raise_for_status()
+        dataset = register_dataset(api, data=data, name="burst")
         body: dict[str, Any] = {
             "name": "burst",
             "dataset_id": dataset["id"],

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import free_port, machine, scratch_database
+from bench._support import free_port, machine, register_dataset, scratch_database
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -144,30 +144,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str], var: Path, url: str) 
         )
         _wait(lambda: _ok(api), timeout=60)
         data = synthetic_purchase(records=args.records, seed=args.seed)
-        dataset = api.post("/v1/datasets", json={"name": "bench"}).json()
-        for split in ("train", "holdout", "test"):
-            arrays = getattr(data, split)
-            rows = [
-                {
-                    "key": f"{split}-{int(r)}",
-                    "label": int(y),
-                    "split": split,
-                    "identities": [{"type": "user_id", "value": f"p-{int(s)}"}],
-                    "features": x.tolist(),
-                }
-                for r, s, x, y in zip(
-                    arrays.record_ids,
-                    arrays.subject_ids,
-                    arrays.features,
-                    arrays.labels,
-                    strict=True,
-                )
-            ]
-            for start in range(0, len(rows), 2000):
-                api.post(
-                    f"/v1/datasets/{dataset['id']}/records",
-                    json={"records": rows[start : start + 2000]},
-                ).raise_for_status()
+        dataset = register_dataset(api, data=data, name="bench")
         body = {
             "name": "bench",
             "dataset_id": dataset["id"],
