@@ -1,5 +1,6 @@
 """The per-record gate on a toy set where the answer is known, and its reference models' purge."""
 
+import json
 import subprocess
 import sys
 
@@ -75,6 +76,13 @@ def test_a_handful_of_records_is_inconclusive_never_a_pass(toy):
     assert verdict.verdict == "inconclusive"
     assert verdict.resolution > SETTINGS.margin
     assert "too few" in verdict.reason
+
+
+def test_one_record_is_inconclusive_and_its_figures_are_strict_json(toy):
+    verdict = _verify(toy, model=toy["model"], forget=toy["data"].test.subset(slice(0, 1)))
+    assert verdict.verdict == "inconclusive"
+    figures = json.loads(json.dumps(verdict.to_dict(), allow_nan=False))
+    assert figures["memory"]["low"] is None and figures["resolution"] is None
 
 
 def test_each_record_is_compared_only_with_references_that_never_saw_it(toy):

@@ -83,12 +83,25 @@ class ForgettingVerdict:
     record_unseen_references: tuple[int, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able figures, for the job's metrics and the certificate."""
-        out = asdict(self)
+        """Plain JSON-able figures, for the job's metrics and the certificate. A figure the test
+        could not compute (fewer than two records) is None: strict JSON has no NaN."""
+        out = _finite(asdict(self))
         for key in ("record_ids", "record_z", "record_unseen_references"):
             out[key] = list(out[key])
         out["test"] = "per_record_references"
         return out
+
+
+def _finite(document: dict[str, Any]) -> dict[str, Any]:
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        return value
+
+    cleaned: dict[str, Any] = clean(document)
+    return cleaned
 
 
 def unseen_moments(
