@@ -288,6 +288,9 @@ def _register_benchmarks() -> None:
         pass
     else:
         bench_cli.command("approximate")(approximate)
+        from bench.approximate_merge import approximate_merge
+
+        bench_cli.command("approximate-merge")(approximate_merge)
     try:
         from workers.demo import demo
     except ImportError:

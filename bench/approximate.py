@@ -16,7 +16,6 @@ has no torch.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import tempfile
 import time
@@ -27,7 +26,7 @@ import numpy as np
 import typer
 
 from bench import approximate_report as report
-from bench._support import machine
+from bench._machine import machine
 
 FORGET_SETS = ("random1pct", "subjects20")
 _RANDOM_N = re.compile(r"^random(\d+)$")
@@ -68,6 +67,17 @@ def approximate(
         help="torch intra-op threads; 0 keeps torch's default. One thread gives steady timings "
         "on a small machine that runs other work.",
     ),
+    device: str = typer.Option(
+        "cpu",
+        "--device",
+        help="cpu, cuda, cuda:N or auto (CUDA when present). On CUDA, times are wall seconds.",
+    ),
+    raw: str = typer.Option(
+        "",
+        "--raw",
+        help="Also write every model's figures to this JSON file, for `lethe bench "
+        "approximate-merge` to combine runs made in parallel (one per seed, say).",
+    ),
     json_output: bool = typer.Option(
         False, "--json", help="Print one JSON object per forget set and row, one per line."
     ),
@@ -76,10 +86,15 @@ def approximate(
     import torch
 
     from workers.engine.approximate.settings import method_names
+    from workers.engine.device import configure
     from workers.engine.verification.settings import GateSettings
 
     if threads:
         torch.set_num_threads(threads)
+    try:
+        target = configure(device=device)
+    except (ValueError, RuntimeError) as problem:
+        raise typer.BadParameter(str(problem), param_hint="--device") from None
     seed_list = _parse_seeds(seeds)
     unknown_sets = sorted(s for s in forget if s not in FORGET_SETS and not _RANDOM_N.match(s))
     if unknown_sets:
@@ -104,26 +119,24 @@ def approximate(
             methods=chosen,
             models=models,
             gate=gate,
+            device=target,
             collected=collected,
             say=say,
         )
-    rows = report.summarize(dataset=dataset, collected=collected)
-    gates = report.gate_summary(dataset=dataset, collected=collected)
-    if json_output:
-        for row in [*rows, *gates, report.reference_row(dataset=dataset, collected=collected)]:
-            typer.echo(json.dumps(row))
-        return
-    for forget_set in forget:
-        say("")
-        say(report.method_table(dataset=dataset, forget_set=forget_set, rows=rows))
-    say("")
-    say(report.gate_table(dataset=dataset, rows=gates))
-    cost = report.reference_row(dataset=dataset, collected=collected)
-    say(
-        f"\nReference models ({references}): {cost['cpu_s']:.1f} s CPU per model version, "
-        f"{cost['retrains']:.1f} retrains' worth. Machine: {machine()}, torch "
-        f"{torch.__version__}. Total {time.perf_counter() - started:.0f} s."
+    setup = report.Setup(
+        dataset=dataset,
+        device=str(target),
+        machine=machine(target),
+        torch=torch.__version__,
+        references=references,
     )
+    if raw:
+        report.write_raw(path=raw, setup=setup, collected=collected)
+    for line in report.render(
+        setup=setup, collected=collected, json_output=json_output, forget_sets=forget
+    ):
+        typer.echo(line)
+    say(f"Total {time.perf_counter() - started:.0f} s.")
 
 
 def _one_seed(
@@ -136,6 +149,7 @@ def _one_seed(
     methods: list[str],
     models: int,
     gate: Any,
+    device: Any,
     collected: report.Collected,
     say: Callable[[str], None],
 ) -> None:
@@ -159,7 +173,7 @@ def _one_seed(
             data=records_to_fit,
             num_classes=data.num_classes,
             seed=model_seed,
-            device="cpu",
+            device=device,
         )
 
     if warm_up:
@@ -175,10 +189,10 @@ def _one_seed(
             settings=gate,
             store=store,
             prefix="references",
-            device="cpu",
+            device=device,
         )
         collected.reference_costs.append((time.process_time() - cpu, time.perf_counter() - wall))
-        reference_set = load_references(store=store, prefix="references", spec=spec, device="cpu")
+        reference_set = load_references(store=store, prefix="references", spec=spec, device=device)
     originals = [original] + [
         fit(data.train, _model_seed("original", seed, i)) for i in range(1, models)
     ]
@@ -288,3 +302,7 @@ def _choose_forget_set(*, kind: str, train: Any, rng: np.random.Generator) -> An
         return train.subset(np.sort(rng.choice(len(train), size=count, replace=False)))
     subjects = rng.choice(np.unique(train.subject_ids), size=20, replace=False)
     return train.of_subjects(subjects)
+
+
+if __name__ == "__main__":  # where only numpy, torch and typer are installed (a GPU machine)
+    typer.run(approximate)

@@ -9,9 +9,12 @@ within 2 points of the retrain's, at most 10 % of a retrain's CPU time.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,28 @@ ACCURACY_GOAL = 0.02
 TIME_GOAL = 0.10
 F_GOAL = 0.5  # of the control's F
 _FIGURES = ("forget_acc", "retain_acc", "test_acc", "mia_auc")
+
+
+RAW_SCHEME = "lethe-bench-approximate-raw-v1"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Where and how a run was made: runs are merged only when these agree (but the machine's
+    words, which name core counts and kernels)."""
+
+    dataset: str
+    device: str
+    machine: str
+    torch: str
+    references: int
+
+    def mergeable_with(self, other: Setup) -> bool:
+        return (self.dataset, self.device, self.references) == (
+            other.dataset,
+            other.device,
+            other.references,
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,8 +167,10 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def summarize(*, dataset: str, collected: Collected) -> list[dict[str, Any]]:
-    """One JSON-able row per forget set and row (the control is folded into `retrain`)."""
+def summarize(*, dataset: str, collected: Collected, clock: str = "cpu") -> list[dict[str, Any]]:
+    """One JSON-able row per forget set and row (the control is folded into `retrain`).
+    `time_ratio` and the time goal use `clock` seconds: `cpu` (process CPU time, steady on a
+    busy machine) or `wall` (on a GPU, where CPU time is not the work)."""
     rows = []
     for (forget_set, row), runs in collected.runs.items():
         if row == "control":
@@ -167,8 +194,9 @@ def summarize(*, dataset: str, collected: Collected) -> list[dict[str, Any]]:
             summary[f"gap_{key}"], summary[f"gap_{key}_sd"] = _mean_sd(gaps)
         summary["cpu_s"], _ = _mean_sd([run["cpu_s"] for run in runs])
         summary["wall_s"], _ = _mean_sd([run["wall_s"] for run in runs])
+        summary["clock"] = clock
         summary["time_ratio"], summary["time_ratio_sd"] = _mean_sd(
-            [run["cpu_s"] / run["retrain_cpu_s"] for run in runs]
+            [run[f"{clock}_s"] / run[f"retrain_{clock}_s"] for run in runs]
         )
         summary["wall_time_ratio"], _ = _mean_sd(
             [run["wall_s"] / run["retrain_wall_s"] for run in runs]
@@ -236,19 +264,21 @@ def gate_summary(*, dataset: str, collected: Collected) -> list[dict[str, Any]]:
     return out
 
 
-def reference_row(*, dataset: str, collected: Collected) -> dict[str, Any]:
+def reference_row(*, dataset: str, collected: Collected, clock: str = "cpu") -> dict[str, Any]:
     """What building the reference models cost per seed (one model version), also in retrains
-    of the full training set without the forget set (mean over every forget set's retrains)."""
+    of the full training set without the forget set (mean over every forget set's retrains),
+    in `clock` seconds."""
     retrain = statistics.fmean(
-        run["retrain_cpu_s"] for runs in collected.runs.values() for run in runs
+        run[f"retrain_{clock}_s"] for runs in collected.runs.values() for run in runs
     )
     cpu = statistics.fmean(c for c, _ in collected.reference_costs)
+    wall = statistics.fmean(w for _, w in collected.reference_costs)
     return {
         "dataset": dataset,
         "method": "references",
         "cpu_s": cpu,
-        "wall_s": statistics.fmean(w for _, w in collected.reference_costs),
-        "retrains": cpu / retrain,
+        "wall_s": wall,
+        "retrains": (cpu if clock == "cpu" else wall) / retrain,
     }
 
 
@@ -264,11 +294,12 @@ def _goals(row: dict[str, Any]) -> str:
 
 def method_table(*, dataset: str, forget_set: str, rows: list[dict[str, Any]]) -> str:
     """Markdown: one line per row of one forget set."""
+    clock = next((r["clock"] for r in rows), "cpu")
     lines = [
         f"{dataset}, {forget_set} (mean ± sd; gap = row - retrain, per seed)",
         "",
         "| method | F (final) | forget acc (gap) | retain acc (gap) | test acc (gap) "
-        "| pooled AUC (gap) | gate verdicts | CPU s (ratio) | goals |",
+        f"| pooled AUC (gap) | gate verdicts | {clock} s (ratio) | goals |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in (r for r in rows if r["forget_set"] == forget_set):
@@ -282,7 +313,7 @@ def method_table(*, dataset: str, forget_set: str, rows: list[dict[str, Any]]) -
             f"| {row['method']} | {score} "
             + "".join(f"| {row[key]:.3f} ({row['gap_' + key]:+.3f}) " for key in _FIGURES)
             + f"| {_verdicts(row['verdicts'])} "
-            + f"| {row['cpu_s']:.2f} ({row['time_ratio']:.3f}) | {_goals(row)} |"
+            + f"| {row[row['clock'] + '_s']:.2f} ({row['time_ratio']:.3f}) | {_goals(row)} |"
         )
     return "\n".join(lines)
 
@@ -305,3 +336,61 @@ def gate_table(*, dataset: str, rows: list[dict[str, Any]]) -> str:
             f"| {row['fail_where_decided']:.0%} |"
         )
     return "\n".join(lines)
+
+
+def write_raw(*, path: str, setup: Setup, collected: Collected) -> None:
+    """Every model's figures and every seed's forgetting scores, as JSON."""
+    document = {
+        "scheme": RAW_SCHEME,
+        "setup": asdict(setup),
+        "runs": [[fs, row, runs] for (fs, row), runs in collected.runs.items()],
+        "forgetting": [[fs, row, scores] for (fs, row), scores in collected.forgetting.items()],
+        "reference_costs": collected.reference_costs,
+    }
+    partial = Path(f"{path}.partial")
+    partial.write_text(json.dumps(document))
+    partial.replace(path)  # whole or absent, even if the process is stopped while writing
+
+
+def read_raw(paths: Iterable[str]) -> list[tuple[Setup, Collected]]:
+    """Runs written by `write_raw`, merged per dataset; a ValueError names the file that does
+    not fit (another scheme, or another device or reference count for the same dataset)."""
+    merged: dict[str, tuple[Setup, Collected]] = {}
+    for path in paths:
+        document = json.loads(Path(path).read_text())
+        if document.get("scheme") != RAW_SCHEME:
+            raise ValueError(f"{path}: not a raw file of `lethe bench approximate --raw`")
+        setup = Setup(**document["setup"])
+        known, collected = merged.setdefault(setup.dataset, (setup, Collected()))
+        if not known.mergeable_with(setup):
+            raise ValueError(
+                f"{path}: made with other settings than the other {setup.dataset} runs"
+            )
+        for fs, row, runs in document["runs"]:
+            collected.runs.setdefault((fs, row), []).extend(runs)
+        for fs, row, scores in document["forgetting"]:
+            collected.forgetting.setdefault((fs, row), []).extend(scores)
+        collected.reference_costs.extend(tuple(cost) for cost in document["reference_costs"])
+    return list(merged.values())
+
+
+def render(
+    *, setup: Setup, collected: Collected, json_output: bool, forget_sets: Iterable[str]
+) -> list[str]:
+    """The benchmark's output: JSON lines, or a table per forget set and the gate's table."""
+    clock = "wall" if setup.device.startswith("cuda") else "cpu"
+    rows = summarize(dataset=setup.dataset, collected=collected, clock=clock)
+    gates = gate_summary(dataset=setup.dataset, collected=collected)
+    cost = reference_row(dataset=setup.dataset, collected=collected, clock=clock)
+    if json_output:
+        return [json.dumps({**row, "device": setup.device}) for row in [*rows, *gates, cost]]
+    lines = []
+    for forget_set in forget_sets:
+        lines += ["", method_table(dataset=setup.dataset, forget_set=forget_set, rows=rows)]
+    lines += ["", gate_table(dataset=setup.dataset, rows=gates)]
+    lines.append(
+        f"\nReference models ({setup.references}): {cost[clock + '_s']:.1f} s {clock} "
+        f"per model version, {cost['retrains']:.1f} retrains' worth. Device "
+        f"{setup.device}; machine: {setup.machine}; torch {setup.torch}."
+    )
+    return lines

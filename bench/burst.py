@@ -34,7 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import free_port, machine, register_dataset, scratch_database
+from bench._machine import machine
+from bench._support import free_port, register_dataset, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("completed", "failed", "cancelled", "denied")

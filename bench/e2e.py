@@ -31,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import free_port, machine, register_dataset, scratch_database
+from bench._machine import machine
+from bench._support import free_port, register_dataset, scratch_database
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

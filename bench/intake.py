@@ -21,7 +21,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import free_port, machine, percentile, scratch_database
+from bench._machine import machine
+from bench._support import free_port, percentile, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import machine, percentile, scratch_database
+from bench._machine import machine
+from bench._support import percentile, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_USER = "bench-target-user"

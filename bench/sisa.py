@@ -12,7 +12,6 @@ has no torch.
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import tempfile
 import time
@@ -21,6 +20,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+from bench._machine import machine
 
 if TYPE_CHECKING:
     from workers.engine.sisa import ProgressCallback, ProgressEvent
@@ -54,6 +55,9 @@ def sisa(
         help="torch intra-op threads; 0 keeps torch's default. One thread gives steady timings "
         "on a small machine that runs other work.",
     ),
+    device_name: str = typer.Option(
+        "auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Benchmark SISA training and exact unlearning against monolithic training."""
@@ -65,7 +69,7 @@ def sisa(
     from workers.engine.architectures import get_architecture
     from workers.engine.artifacts import LocalArtifactStore
     from workers.engine.checkpoints import CheckpointStore, find_tainted_checkpoints
-    from workers.engine.device import pick_device
+    from workers.engine.device import configure
     from workers.engine.partition import assign_shards, assign_slices
     from workers.engine.sisa import SisaConfig, train_sisa
     from workers.engine.training import accuracy, train_model
@@ -83,7 +87,10 @@ def sisa(
     if epochs is not None:
         spec = spec.with_hyperparameters(epochs=epochs)
     config = SisaConfig(shards=shards, slices=slices, seed=seed)
-    device = pick_device()
+    try:
+        device = configure(device=device_name)
+    except (ValueError, RuntimeError) as problem:
+        raise typer.BadParameter(str(problem), param_hint="--device") from None
     train = data.train
     say: Callable[[str], None] = (lambda _line: None) if json_output else typer.echo
 
@@ -203,7 +210,7 @@ def sisa(
         "slice_epochs": config.slice_epochs(spec=spec),
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine(device),
         "train_seconds_monolithic": monolithic_time.wall,
         "train_seconds_sisa": sisa_time.wall,
         "train_cpu_seconds_monolithic": monolithic_time.cpu,
@@ -308,3 +315,7 @@ def _progress_bar(*, description: str, disable: bool) -> Iterator[ProgressCallba
             shown.update(round(event.fraction * 1000) - shown.n)
 
         yield on_progress
+
+
+if __name__ == "__main__":  # where only numpy, torch and typer are installed (a GPU machine)
+    typer.run(sisa)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from celery.signals import setup_logging, worker_ready
+import structlog
+from celery.signals import setup_logging, worker_init, worker_ready
 
 from app.core.broker import RECONCILE, SCAN_ORPHANS, SWEEP_PURGE, SWEEP_WEBHOOKS, get_celery
 from app.core.config import get_settings
@@ -46,6 +48,22 @@ celery_app.conf.beat_schedule = {
 def _configure_logging(**_: Any) -> None:
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
+
+
+@worker_init.connect
+def _configure_device(**_: Any) -> None:
+    """Resolve `LETHE_DEVICE` once, so a worker asked for CUDA on a machine without it stops
+    at start with that reason instead of failing its first job."""
+    # Asking NVML, not the CUDA driver, whether there is a GPU keeps CUDA uninitialized in
+    # the parent process, which the pool's child processes are forked from.
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    from workers.engine.device import configure
+
+    settings = get_settings()
+    device = configure(device=settings.device, mixed_precision=settings.mixed_precision)
+    structlog.get_logger(__name__).info(
+        "worker_device", device=str(device), mixed_precision=settings.mixed_precision
+    )
 
 
 @worker_ready.connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +67,14 @@ class Settings(BaseSettings):
         72.0,
         gt=0,
         description="A mitigated request waits at most this long for its exact retrain to start.",
+    )
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+        description="Where workers train and unlearn: auto (CUDA when present), cpu, cuda, cuda:N.",
+    )
+    mixed_precision: Literal["off", "bf16"] = Field(
+        "off", description="bf16 autocast for training on CUDA; changes results, off by default."
     )
     orphan_scan_seconds: float = Field(
         600.0, gt=0, description="How often beat deletes stored files that no live row owns."

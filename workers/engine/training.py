@@ -2,7 +2,8 @@
 
 A model is a function of its record *set*, spec, seed and starting state: records are ordered by
 record id before training, and every random draw comes from `seed`, so on the CPU the same inputs
-give bit-identical parameters. The caller's global torch RNG state is left untouched.
+give bit-identical parameters (on CUDA see `workers.engine.device`). The caller's global torch RNG
+state is left untouched.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 from workers.engine.architectures import ArchitectureSpec
 from workers.engine.data import RecordArrays
-from workers.engine.device import pick_device
+from workers.engine.device import autocast, pick_device, synchronize
 
 # Called after each epoch with (epochs completed, epochs in total); a trailing partial epoch
 # counts as one.
@@ -97,12 +98,14 @@ def train_model(
         for start in range(0, size, spec.batch_size):
             batch = order[start : start + spec.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(features[batch]), labels[batch])
+            with autocast(target):
+                loss = loss_fn(model(features[batch]), labels[batch])
             loss.backward()
             optimizer.step()
         if progress is not None:
             progress(epoch, len(sizes))
     model.eval()
+    synchronize(target)
     return model
 
 

@@ -19,6 +19,7 @@ from workers.engine.approximate.loops import StepProgress
 from workers.engine.approximate.methods import run_method
 from workers.engine.approximate.policy import ApproximatePolicy
 from workers.engine.data import RecordArrays
+from workers.engine.device import synchronize
 from workers.engine.mia import MembershipTestResult, membership_test
 from workers.engine.training import accuracy
 from workers.engine.verification.gate import verify_forgetting
@@ -126,6 +127,7 @@ def unlearn_and_verify(
         settings=policy.settings,
         progress=progress,
     )
+    synchronize(next(unlearned.parameters()).device)
     unlearned_at = time.perf_counter()
     unlearn_cpu_s = time.process_time() - cpu_started
     verification = _gate(
