@@ -19,6 +19,7 @@ from app.core.observability import (
     RequestContextMiddleware,
     configure_logging,
 )
+from app.core.openapi import DocumentedAPI
 from app.core.strict import checked_request
 from app.dashboard.app import MOUNT_PATH, create_dashboard, root_router
 from app.erasure.router import debt_router
@@ -44,7 +45,7 @@ def create_app() -> FastAPI:
     connect_domains()
     settings = get_settings()
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
-    app = FastAPI(
+    app = DocumentedAPI(
         lifespan=_lifespan,
         title="Lethe",
         version="0.1.0",

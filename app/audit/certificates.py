@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.audit.enums import Guarantee
 from app.audit.models import ErasureCertificate
 from app.audit.service import chain_head
 from app.audit.signing import load_signing_key, sign_claims
@@ -16,15 +16,6 @@ from app.core.config import get_settings
 from app.core.db import utcnow
 
 CERTIFICATE_TYPE = "lethe-erasure-certificate+jws"
-
-
-class Guarantee(StrEnum):
-    """What a certificate proves. `exact`: every affected model's active version was trained
-    without the records, shown by its manifests. `approximate`: at least one model was only
-    edited to forget them, with the verification figures the certificate carries."""
-
-    EXACT = "exact"
-    APPROXIMATE = "approximate"
 
 
 def issue_certificate(

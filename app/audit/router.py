@@ -6,7 +6,14 @@ from fastapi import APIRouter, Query
 
 from app.audit import service
 from app.audit.chain import GENESIS_HASH
-from app.audit.schemas import AuditEventOut, AuditEventPage, ChainVerification, SignedCheckpoint
+from app.audit.schemas import (
+    AuditEventOut,
+    AuditEventPage,
+    ChainVerification,
+    CheckpointClaims,
+    Jwks,
+    SignedCheckpoint,
+)
 from app.audit.signing import jwks, load_signing_key, sign_claims
 from app.core.auth import AdminClient
 from app.core.config import get_settings
@@ -48,14 +55,15 @@ def checkpoint(session: SessionDep, _: AdminClient) -> SignedCheckpoint:
         "signed_at": utcnow().isoformat(),
     }
     return SignedCheckpoint(
-        jws=sign_claims(key, claims, typ="lethe-audit-checkpoint+jws"), claims=claims
+        jws=sign_claims(key, claims, typ="lethe-audit-checkpoint+jws"),
+        claims=CheckpointClaims.model_validate(claims),
     )
 
 
 well_known = APIRouter(tags=["audit"])
 
 
-@well_known.get("/v1/.well-known/jwks.json")
+@well_known.get("/v1/.well-known/jwks.json", response_model=Jwks)
 def jwks_document() -> dict[str, Any]:
     """Public keys that verify certificates and checkpoints (no authentication)."""
     return jwks(load_signing_key(get_settings().resolved_signing_key_file))

@@ -10,6 +10,7 @@ from app.clients.schemas import ClientCreate, ClientOut, ClientPage, ClientWithK
 from app.core.auth import AdminClient
 from app.core.db import SessionDep
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.problems import Answer, problems
 
 router = APIRouter(prefix="/v1/clients", tags=["clients"])
 
@@ -46,7 +47,11 @@ def get_client(client_id: uuid.UUID, session: SessionDep, _: AdminClient) -> Cli
     return ClientOut.model_validate(service.get_client(session, client_id=client_id))
 
 
-@router.post("/{client_id}/revoke", response_model=ClientOut)
+@router.post(
+    "/{client_id}/revoke",
+    response_model=ClientOut,
+    responses=problems(Answer(409, "It is the last active admin client")),
+)
 def revoke_client(client_id: uuid.UUID, session: SessionDep, admin: AdminClient) -> ClientOut:
     client = service.revoke(session, actor=admin.actor, client_id=client_id)
     session.commit()

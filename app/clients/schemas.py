@@ -24,7 +24,7 @@ class ClientOut(BaseModel):
     id: uuid.UUID
     name: str
     key_id: str = Field(description="The public part of the key: `lth_<key_id>_...`.")
-    scopes: list[str]
+    scopes: list[Scope]
     requires_approval: bool
     created_at: datetime
     revoked_at: datetime | None

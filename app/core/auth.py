@@ -12,11 +12,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import JSON, Boolean, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.db import Base, SessionDep, UTCDateTime, new_id, utcnow
 from app.core.errors import ProblemError
+from app.core.problems import Answer, ScopeProblem, answers
 from app.core.scopes import ALL_SCOPES, Scope
 
 KEY_PREFIX = "lth_"
@@ -109,16 +111,36 @@ def authenticate(session: Session, *, key: str) -> ApiClient | None:
     return client
 
 
-def _current_client(request: Request, session: SessionDep) -> ApiClient:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+# The OpenAPI document's security scheme; the check itself is `_current_client`'s.
+bearer = HTTPBearer(
+    scheme_name="ApiKey",
+    bearerFormat="lth_<key_id>_<secret>",
+    description="An API key, `Authorization: Bearer lth_...` (`lethe clients create` or "
+    "`POST /v1/clients` issues one). Each key holds scopes: "
+    + ", ".join(f"`{s.value}`" for s in Scope)
+    + "; `admin` holds every scope and sees every client's resources. An operation lists the "
+    "scope it requires in its security requirement.",
+    auto_error=False,
+)
+
+
+@answers(
+    Answer(
+        401, "No API key, or one that is not valid or was revoked", headers=("WWW-Authenticate",)
+    )
+)
+def _current_client(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ApiClient:
+    if credentials is None or not credentials.credentials:
         raise ProblemError(
             401,
             "Send an API key as `Authorization: Bearer lth_...`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    client = authenticate(session, key=token.strip())
+    client = authenticate(session, key=credentials.credentials.strip())
     if client is None:
         raise ProblemError(
             401, "The API key is not valid or was revoked", headers={"WWW-Authenticate": "Bearer"}
@@ -134,6 +156,9 @@ def scope_check(scope: Scope) -> Callable[[ApiClient], ApiClient]:
     """A dependency that passes the current client on when it holds `scope` (admin holds every
     scope), else answers 403."""
 
+    @answers(
+        Answer(403, f"The API key lacks the `{scope.value}` scope", ScopeProblem, scope=scope.value)
+    )
     def _check(client: CurrentClient) -> ApiClient:
         if not client.has(scope):
             raise ProblemError(

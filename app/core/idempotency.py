@@ -53,6 +53,7 @@ from app.core.auth import CurrentClient
 from app.core.config import get_settings
 from app.core.db import Base, SessionDep, UTCDateTime, utcnow
 from app.core.errors import ProblemError
+from app.core.problems import Answer, ValidationProblem, answers
 
 IN_FLIGHT = "in_flight"
 DONE = "done"
@@ -315,6 +316,13 @@ class Idempotency:
         return JSONResponse(response, status_code=answered)
 
 
+@answers(
+    Answer(400, f"The Idempotency-Key is longer than {MAX_KEY_LENGTH} characters or empty"),
+    Answer(
+        409, "A request with this Idempotency-Key is still in progress", headers=("Retry-After",)
+    ),
+    Answer(422, "This Idempotency-Key was used with a different request body", ValidationProblem),
+)
 def _from_header(
     request: Request,
     session: SessionDep,

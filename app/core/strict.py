@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from app.core.errors import ProblemError
+from app.core.problems import Answer, answers
 
 _known_query: dict[int, frozenset[str]] = {}
 
@@ -52,6 +53,8 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+# The 415 is documented with the other body errors (`app.core.openapi.BODY_ANSWERS`).
+@answers(Answer(400, "An unknown query parameter (`errors` names it)"))
 async def checked_request(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.audit.certificates import Guarantee, issue_certificate
+from app.audit.certificates import issue_certificate
+from app.audit.enums import Guarantee
 from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.broker import SWEEP_PURGE, enqueue_after_commit
 from app.core.db import utcnow

@@ -12,6 +12,7 @@ from app.core.auth import AdminClient, RequestsReader, RequestsWriter
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.problems import Answer, ValidationProblem, problems
 from app.core.validation import SafeText
 from app.erasure import service
 from app.erasure.debt import erasure_debt
@@ -24,10 +25,14 @@ from app.erasure.schemas import (
     ErasureRequestPage,
     ExtendBody,
     ModelDebtOut,
+    RequestConflict,
 )
 
 router = APIRouter(prefix="/v1/erasure-requests", tags=["erasure"])
 debt_router = APIRouter(prefix="/v1/erasure-debt", tags=["erasure"])
+
+# The request's status does not allow the action: the 409 names it.
+NOT_NOW = problems(Answer(409, "The request's status does not allow this", RequestConflict))
 
 
 def _dump(request: ErasureRequest) -> dict[str, Any]:
@@ -103,27 +108,36 @@ def request_events(
     return [AuditEventOut.model_validate(e) for e in events]
 
 
-@router.get("/{request_id}/certificate", response_model=CertificateOut)
+@router.get(
+    "/{request_id}/certificate",
+    response_model=CertificateOut,
+    responses=problems(Answer(409, "The request is not completed yet", RequestConflict)),
+)
 def certificate(
     request_id: uuid.UUID, session: SessionDep, client: RequestsReader
 ) -> CertificateOut:
     issued = service.get_certificate(session, client=client, request_id=request_id)
-    return CertificateOut(
-        request_id=str(issued.request_id), jws=issued.jws, claims=issued.claims, kid=issued.kid
+    return CertificateOut.model_validate(
+        {
+            "request_id": str(issued.request_id),
+            "jws": issued.jws,
+            "claims": issued.claims,
+            "kid": issued.kid,
+        }
     )
 
 
-@router.post("/{request_id}/cancel", response_model=ErasureRequestOut)
+@router.post("/{request_id}/cancel", response_model=ErasureRequestOut, responses=NOT_NOW)
 def cancel(request_id: uuid.UUID, session: SessionDep, client: RequestsWriter) -> dict[str, Any]:
     return _committed(session, service.cancel(session, client=client, request_id=request_id))
 
 
-@router.post("/{request_id}/approve", response_model=ErasureRequestOut)
+@router.post("/{request_id}/approve", response_model=ErasureRequestOut, responses=NOT_NOW)
 def approve(request_id: uuid.UUID, session: SessionDep, client: AdminClient) -> dict[str, Any]:
     return _committed(session, service.approve(session, client=client, request_id=request_id))
 
 
-@router.post("/{request_id}/deny", response_model=ErasureRequestOut)
+@router.post("/{request_id}/deny", response_model=ErasureRequestOut, responses=NOT_NOW)
 def deny(
     request_id: uuid.UUID, body: DenyBody, session: SessionDep, client: AdminClient
 ) -> dict[str, Any]:
@@ -131,12 +145,19 @@ def deny(
     return _committed(session, erasure)
 
 
-@router.post("/{request_id}/retry", response_model=ErasureRequestOut)
+@router.post("/{request_id}/retry", response_model=ErasureRequestOut, responses=NOT_NOW)
 def retry(request_id: uuid.UUID, session: SessionDep, client: AdminClient) -> dict[str, Any]:
     return _committed(session, service.retry(session, client=client, request_id=request_id))
 
 
-@router.post("/{request_id}/extend", response_model=ErasureRequestOut)
+@router.post(
+    "/{request_id}/extend",
+    response_model=ErasureRequestOut,
+    responses=problems(
+        Answer(409, "The request is no longer open", RequestConflict),
+        Answer(422, "The extension exceeds what is left of two months", ValidationProblem),
+    ),
+)
 def extend(
     request_id: uuid.UUID, body: ExtendBody, session: SessionDep, client: AdminClient
 ) -> dict[str, Any]:

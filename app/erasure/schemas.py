@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from app.core.problems import Problem
 from app.core.validation import SafeMultilineText, SafeText
+from app.erasure.enums import RequestStatus
+from app.jobs.schemas import JobSummary
+from app.lineage.identity import IdentityType
 from app.lineage.schemas import IdentityIn
 
 
@@ -39,28 +42,45 @@ class DatasetPlan(BaseModel):
     records: int
 
 
+class ModelPlan(BaseModel):
+    """A model trained on the person's records, and the job that erases them from it."""
+
+    model_id: uuid.UUID
+    job_id: uuid.UUID = Field(description="The job that closes the request for this model.")
+    mitigation_job_id: uuid.UUID | None = Field(
+        None, description="The approximate mitigation job, for a model that mitigates first."
+    )
+    records: int = Field(description="The person's records in the model's dataset.")
+
+
 class PlanOut(BaseModel):
     records_found: int
     subjects_found: int
     datasets: list[DatasetPlan]
-    models_affected: list[dict[str, Any]]
+    models_affected: list[ModelPlan]
+
+
+class RequestLinks(BaseModel):
+    self: str
+    events: str
+    certificate: str = Field(description="Answers 409 until the request is completed.")
 
 
 class ErasureRequestOut(BaseModel):
     id: uuid.UUID
-    status: str
+    status: RequestStatus
     status_reason: str | None
     reference: str | None
     reason: str | None
     callback_url: str | None
-    identity_types: list[str]
+    identity_types: list[IdentityType]
     received_at: datetime
     due_at: datetime
     overdue: bool
     due_extension_months: int
     due_extension_reason: str | None
     plan: PlanOut | None
-    jobs: list[dict[str, Any]]
+    jobs: list[JobSummary]
     updated_at: datetime
     completed_at: datetime | None
     mitigated_at: datetime | None = Field(
@@ -69,7 +89,7 @@ class ErasureRequestOut(BaseModel):
     exact_expected_at: datetime | None = Field(
         None, description="When the scheduled exact erasure is expected to close the request"
     )
-    links: dict[str, str]
+    links: RequestLinks
 
 
 class ModelDebtOut(BaseModel):
@@ -88,3 +108,9 @@ class ModelDebtOut(BaseModel):
 class ErasureRequestPage(BaseModel):
     items: list[ErasureRequestOut]
     next_cursor: str | None
+
+
+class RequestConflict(Problem):
+    """The request's status does not allow this (409): `current_status` is its status now."""
+
+    current_status: RequestStatus

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
@@ -26,8 +25,10 @@ from app.erasure import lifecycle
 from app.erasure.enums import RequestStatus
 from app.erasure.lifecycle import OPEN
 from app.erasure.models import ErasureRequest
-from app.erasure.schemas import ErasureRequestOut, PlanOut
+from app.erasure.schemas import ErasureRequestOut, PlanOut, RequestLinks
 from app.jobs import service as jobs_service
+from app.jobs.schemas import JobSummary
+from app.lineage.identity import IdentityType
 from app.lineage.schemas import IdentityIn
 from app.lineage.service import hash_identities
 from app.webhooks.service import check_callback_url
@@ -215,25 +216,23 @@ def is_overdue(request: ErasureRequest, *, now: datetime | None = None) -> bool:
 
 def job_summaries(
     session: Session, *, request_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[dict[str, Any]]]:
+) -> dict[uuid.UUID, list[JobSummary]]:
     """The unlearning jobs of each request, in one query."""
     return jobs_service.summaries_by_request(session, request_ids=request_ids)
 
 
-def to_out(
-    request: ErasureRequest, *, jobs: list[dict[str, Any]] | None = None
-) -> ErasureRequestOut:
+def to_out(request: ErasureRequest, *, jobs: list[JobSummary] | None = None) -> ErasureRequestOut:
     base = f"/v1/erasure-requests/{request.id}"
     plan = PlanOut.model_validate(request.plan) if request.plan else None
     is_open = RequestStatus(request.status) in OPEN
     return ErasureRequestOut(
         id=request.id,
-        status=request.status,
+        status=RequestStatus(request.status),
         status_reason=request.status_reason,
         reference=request.reference,
         reason=request.reason,
         callback_url=request.callback_url,
-        identity_types=sorted({i["type"] for i in request.identities}),
+        identity_types=sorted({IdentityType(i["type"]) for i in request.identities}),
         received_at=request.received_at,
         due_at=request.due_at,
         overdue=is_overdue(request),
@@ -245,5 +244,5 @@ def to_out(
         completed_at=request.completed_at,
         mitigated_at=request.mitigated_at,
         exact_expected_at=request.exact_expected_at if is_open else None,
-        links={"self": base, "events": f"{base}/events", "certificate": f"{base}/certificate"},
+        links=RequestLinks(self=base, events=f"{base}/events", certificate=f"{base}/certificate"),
     )

@@ -27,7 +27,7 @@ from app.core.errors import NotFound, ProblemError
 from app.core.pagination import newest_first
 from app.jobs.enums import ACTIVE_JOB_STATUSES, JobChange, JobKind, JobStage, JobStatus
 from app.jobs.models import Job, JobRequest
-from app.jobs.schemas import JobOut
+from app.jobs.schemas import JobOut, JobSummary
 
 JobListener = Callable[[Session, Job, JobChange], None]
 _listeners: list[JobListener] = []
@@ -392,7 +392,7 @@ def unfinished_by_request(
 
 def summaries_by_request(
     session: Session, *, request_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[dict[str, Any]]]:
+) -> dict[uuid.UUID, list[JobSummary]]:
     """Every unlearning job of each request (all attempts), in one query."""
     rows = session.execute(
         select(JobRequest.request_id, Job)
@@ -400,18 +400,18 @@ def summaries_by_request(
         .where(JobRequest.request_id.in_(request_ids))
         .order_by(Job.created_at)
     )
-    summaries: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    summaries: dict[uuid.UUID, list[JobSummary]] = {}
     for request_id, job in rows:
         summaries.setdefault(request_id, []).append(
-            {
-                "id": str(job.id),
-                "kind": job.kind,
-                "model_id": str(job.model_id),
-                "status": job.status,
-                "stage": job.stage,
-                "progress": round(job.progress, 3),
-                "link": f"/v1/jobs/{job.id}",
-            }
+            JobSummary(
+                id=job.id,
+                kind=JobKind(job.kind),
+                model_id=job.model_id,
+                status=JobStatus(job.status),
+                stage=JobStage(job.stage),
+                progress=round(job.progress, 3),
+                link=f"/v1/jobs/{job.id}",
+            )
         )
     return summaries
 

@@ -10,6 +10,7 @@ from app.core.auth import LineageWriter
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.problems import Answer, problems
 from app.lineage import service
 from app.lineage.schemas import DatasetCreate, DatasetOut, DatasetPage, RecordsAdded, RecordsIn
 
@@ -57,7 +58,12 @@ def get_dataset(
     return _dataset_out(session, service.get_dataset(session, client=client, dataset_id=dataset_id))
 
 
-@router.post("/{dataset_id}/records", status_code=201, response_model=RecordsAdded)
+@router.post(
+    "/{dataset_id}/records",
+    status_code=201,
+    response_model=RecordsAdded,
+    responses=problems(Answer(409, "A record key is already used (`errors` points at each)")),
+)
 def add_records(
     dataset_id: uuid.UUID,
     body: RecordsIn,

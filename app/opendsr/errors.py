@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import ProblemError, validation_errors
+from app.opendsr.documents import OpenDsrError
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -77,6 +78,11 @@ def _from_problem(exc: ProblemError) -> JSONResponse:
 
 class OpenDsrRoute(APIRoute):
     """Renders errors raised while handling the route in the OpenDSR shape."""
+
+    # How the OpenAPI document describes these errors (`app.core.openapi`).
+    error_media_type = "application/json"
+    error_model = OpenDsrError
+    error_statuses = {415: 400, 422: 400}
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -14,7 +14,9 @@ from app.core.broker import predict_remotely
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.problems import Answer, problems
 from app.jobs import service as jobs
+from app.jobs.schemas import JobOut, ModelBusy
 from app.registry import service
 from app.registry.schemas import (
     ModelCreate,
@@ -28,7 +30,12 @@ from app.registry.schemas import (
 router = APIRouter(prefix="/v1/models", tags=["registry"])
 
 
-@router.post("", status_code=201, response_model=ModelOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ModelOut,
+    responses=problems(Answer(404, "The dataset does not exist or is not visible to this key")),
+)
 def create_model(
     body: ModelCreate, session: SessionDep, client: ModelsWriter, once: Idempotent
 ) -> JSONResponse:
@@ -66,7 +73,15 @@ def list_versions(
     return [VersionOut.model_validate(v) for v in service.versions(session, model_id=model.id)]
 
 
-@router.post("/{model_id}/train", status_code=202)
+@router.post(
+    "/{model_id}/train",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        202: {"headers": {"Location": {"description": "The job.", "schema": {"type": "string"}}}},
+        **problems(Answer(409, "The model already has a job pending or running", ModelBusy)),
+    },
+)
 def train(model_id: uuid.UUID, session: SessionDep, client: ModelsWriter) -> JSONResponse:
     job = service.start_training(session, client=client, model_id=model_id)
     session.commit()
@@ -81,7 +96,14 @@ def train(model_id: uuid.UUID, session: SessionDep, client: ModelsWriter) -> JSO
 _PREDICTION_THREADS = anyio.CapacityLimiter(16)
 
 
-@router.post("/{model_id}/predict", response_model=PredictOut)
+@router.post(
+    "/{model_id}/predict",
+    response_model=PredictOut,
+    responses=problems(
+        Answer(409, "The model has no active version yet"),
+        Answer(503, "No worker answered in time"),
+    ),
+)
 async def predict(
     model_id: uuid.UUID, body: PredictIn, session: SessionDep, client: ModelsWriter
 ) -> PredictOut:

@@ -2,12 +2,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator, with_config
+from typing_extensions import TypedDict
 
 from app.core.validation import Feature, SafeText
-from app.registry.enums import Finalize, Strategy
+from app.registry.enums import Finalize, Strategy, VersionStatus
+
+# A typed dictionary that keeps members beyond the ones it names (`additionalProperties`).
+OPEN = ConfigDict(extra="allow")
+
+ShardKey = Literal["record", "subject"]
+Aggregation = Literal["mean", "vote"]
 
 
 class ModelCreate(BaseModel):
@@ -19,18 +26,20 @@ class ModelCreate(BaseModel):
     strategy: Strategy = Strategy.SISA
     shards: int | None = Field(None, ge=1, le=256, description="SISA shards; default 16")
     slices: int | None = Field(None, ge=1, le=64, description="SISA slices; default 8")
-    shard_key: Literal["record", "subject"] = Field(
+    shard_key: ShardKey = Field(
         "record",
         description="Assign SISA shards by record, or by person (erasing a person then "
         "retrains one shard)",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     epochs: int | None = Field(None, ge=1, le=1000)
-    aggregation: Literal["mean", "vote"] = "mean"
+    aggregation: Aggregation = "mean"
     input_shape: list[Annotated[int, Field(ge=1, le=100_000)]] | None = Field(
         None, min_length=1, max_length=4, description="e.g. [1, 8, 8] for the cnn; default [d]"
     )
-    approximate_policy: dict[str, Any] | None = None
+    approximate_policy: dict[str, JsonValue] | None = Field(
+        None, description="The approximate method and its thresholds (approximate strategy)."
+    )
     finalize: Finalize = Field(
         Finalize.EXACT,
         description="For the approximate strategy: `exact` (the default) makes the approximate "
@@ -49,17 +58,31 @@ class ModelCreate(BaseModel):
         return self
 
 
+@with_config(OPEN)
+class VersionMetrics(TypedDict, total=False):
+    """A version's figures, as recorded; the ones named here are typed, others (per-method
+    details, the purge counts of its activation) may appear as further members."""
+
+    test_accuracy: Annotated[float | None, Field(description="Accuracy on the test split.")]
+    train_records: int
+    test_records: int
+    train_seconds: float
+
+
 class VersionOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
     number: int
     parent_id: uuid.UUID | None
-    status: str
-    method: str
+    status: VersionStatus
+    method: str = Field(
+        description="How it was made: `train`, `sisa_train`, `sisa_unlearn`, `retrain`, or "
+        "`approximate:<method>`."
+    )
     exact: bool
     trained_records: int
-    metrics: dict[str, Any]
+    metrics: VersionMetrics
     job_id: uuid.UUID | None
     created_at: datetime
     activated_at: datetime | None
@@ -73,17 +96,17 @@ class ModelOut(BaseModel):
     name: str
     dataset_id: uuid.UUID
     architecture: str
-    strategy: str
+    strategy: Strategy
     shards: int
     slices: int
-    shard_key: str
+    shard_key: ShardKey
     seed: int
     epochs: int | None
-    aggregation: str
+    aggregation: Aggregation
     input_shape: list[int] | None
     num_classes: int | None
-    approximate_policy: dict[str, Any] | None
-    finalize: str
+    approximate_policy: dict[str, JsonValue] | None
+    finalize: Finalize
     active_version: VersionOut | None = None
     created_at: datetime
 

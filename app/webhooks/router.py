@@ -11,6 +11,7 @@ from app.core.auth import RequestsReader, RequestsWriter
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.core.problems import Answer, problems
 from app.webhooks import service
 from app.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from app.webhooks.schemas import (
@@ -28,6 +29,9 @@ router = APIRouter(tags=["webhooks"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 ENDPOINTS = "/v1/webhook-endpoints"
+NOT_REDELIVERABLE = problems(
+    Answer(409, "The delivery cannot be sent again now, or its endpoint is no longer active")
+)
 
 
 def _endpoint_out(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict[str, Any]:
@@ -43,7 +47,12 @@ def _delivery_out(delivery: WebhookDelivery) -> dict[str, Any]:
     return DeliveryOut.model_validate(delivery).model_dump(mode="json")
 
 
-@router.post(ENDPOINTS, status_code=201, response_model=EndpointWithSecret)
+@router.post(
+    ENDPOINTS,
+    status_code=201,
+    response_model=EndpointWithSecret,
+    responses=problems(Answer(409, "The client has as many endpoints as it may")),
+)
 def create_endpoint(
     body: EndpointCreate, session: SessionDep, client: RequestsWriter, once: Idempotent
 ) -> JSONResponse:
@@ -118,6 +127,7 @@ def endpoint_deliveries(
     ENDPOINTS + "/{endpoint_id}/deliveries/{delivery_id}/redeliver",
     status_code=202,
     response_model=DeliveryOut,
+    responses=NOT_REDELIVERABLE,
 )
 def redeliver_to_endpoint(
     endpoint_id: uuid.UUID,
@@ -158,7 +168,10 @@ def all_deliveries(
 
 
 @router.post(
-    "/v1/webhook-deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut
+    "/v1/webhook-deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=DeliveryOut,
+    responses=NOT_REDELIVERABLE,
 )
 def redeliver(
     delivery_id: DeliveryId, session: SessionDep, client: RequestsWriter, once: Idempotent

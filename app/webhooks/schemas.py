@@ -4,10 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, JsonValue, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.webhooks.events import ALL_EVENTS, event_types
+from app.webhooks.models import DeliveryStatus, EndpointStatus, Target
 
 MAX_OVERLAP_HOURS = 7 * 24
 
@@ -17,8 +18,14 @@ def _max_events() -> int:
     return len(event_types()) + 1
 
 
+def _subscribed_schema(schema: dict[str, Any]) -> None:
+    # Publishers register their types when the process is wired, before any schema is made.
+    schema["items"] = {"type": "string", "enum": [ALL_EVENTS, *sorted(event_types())]}
+
+
 def _events_schema(schema: dict[str, Any]) -> None:
     schema["maxItems"] = _max_events()
+    _subscribed_schema(schema)
 
 
 class EndpointCreate(BaseModel):
@@ -72,17 +79,33 @@ class EndpointOut(BaseModel):
 
     id: uuid.UUID
     url: str
-    events: list[str]
-    status: str
+    events: list[str] = Field(
+        description="Event types received, or `*`.", json_schema_extra=_subscribed_schema
+    )
+    status: EndpointStatus
     disabled_reason: str | None
     previous_secret_expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
-    links: dict[str, str] = Field(default_factory=dict)
+    links: dict[str, str] = Field(
+        default_factory=dict, description="`self` and `deliveries`: the endpoint's URLs."
+    )
 
 
 class EndpointWithSecret(EndpointOut):
     secret: str = Field(description="The signing secret, shown only in this response.")
+
+
+class DeliveryAttempt(BaseModel):
+    """One attempt to deliver; the log keeps the latest ones."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, JsonValue] = Field(init=False)
+
+    at: datetime
+    status_code: int | None = Field(description="The receiver's answer; none if it gave none.")
+    error: str | None
+    duration_ms: int | None = None
 
 
 class DeliveryOut(BaseModel):
@@ -90,21 +113,27 @@ class DeliveryOut(BaseModel):
 
     id: int
     message_id: str = Field(description="The `webhook-id` header; the same on every attempt.")
-    event_type: str
-    target: str
+    event_type: str = Field(
+        description="An event type endpoints subscribe to, or the type of a callback that is "
+        "not subscribed to (an OpenDSR status callback)."
+    )
+    target: Target
     endpoint_id: uuid.UUID | None
     erasure_request_id: uuid.UUID | None
-    status: str
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
     first_attempt_at: datetime | None
     last_attempt_at: datetime | None
     last_status_code: int | None
     last_error: str | None
-    attempt_log: list[dict[str, Any]]
+    attempt_log: list[DeliveryAttempt]
     created_at: datetime
     succeeded_at: datetime | None
-    payload: dict[str, Any]
+    payload: dict[str, JsonValue] = Field(
+        description="The body sent: `{type, timestamp, data}` for endpoints and request "
+        "callbacks, the OpenDSR status for OpenDSR callbacks."
+    )
 
 
 class DeliveryPage(BaseModel):
