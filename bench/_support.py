@@ -1,15 +1,25 @@
-"""Helpers shared by the service benchmarks: scratch Postgres databases and machine facts."""
+"""Helpers shared by the service benchmarks: scratch Postgres databases, `lethe serve` in a
+scratch directory, and waiting."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+import httpx
 from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PG_ADMIN_URL = os.environ.get("LETHE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
@@ -65,3 +75,64 @@ def register_dataset(api: Any, *, data: Any, name: str) -> dict[str, Any]:
                 json={"records": rows[start : start + 2000]},
             ).raise_for_status()
     return dataset
+
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T | None], timeout: float, every: float = 0.1) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError(f"no result within {timeout:.0f} s")
+
+
+@contextmanager
+def serving(env: dict[str, str], workdir: Path) -> Iterator[tuple[httpx.Client, Path]]:
+    """`lethe serve` in `workdir` with `env` on top of a clean environment (nothing set: the
+    embedded default), and a client holding the admin key it prints; stopped afterwards."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LETHE_")}
+    log_path = workdir / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from app.cli import main; main()",
+                "serve",
+                "--port",
+                str(port),
+            ],
+            cwd=workdir,
+            env=clean | {"LETHE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)} | env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        found = wait_until(lambda: re.search(r"lth_[A-Za-z0-9_-]+", log_path.read_text()), 120)
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {found.group(0)}"},
+            timeout=120,
+        )
+        wait_until(lambda: _ready(api), timeout=120)
+        yield api, log_path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _ready(api: httpx.Client) -> bool:
+    try:
+        return api.get("/readyz").status_code == 200
+    except httpx.HTTPError:
+        return False

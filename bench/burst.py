@@ -15,42 +15,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._machine import machine
-from bench._support import free_port, register_dataset, scratch_database
+from bench._support import register_dataset, scratch_database, serving, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("completed", "failed", "cancelled", "denied")
-
-T = TypeVar("T")
-
-
-def _wait(predicate: Callable[[], T | None], timeout: float, every: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"no result within {timeout:.0f} s")
 
 
 def main() -> None:
@@ -97,58 +77,11 @@ def main() -> None:
         print(f"{key}: {value}")
 
 
-@contextmanager
-def _serving(env: dict[str, str], workdir: Path) -> Iterator[tuple[httpx.Client, Path]]:
-    """`lethe serve` in `workdir` with `env` on top of a clean environment; its admin key."""
-    port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LETHE_")}
-    log_path = workdir / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from app.cli import main; main()",
-                "serve",
-                "--port",
-                str(port),
-            ],
-            cwd=workdir,
-            env=clean | {"LETHE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)} | env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        key = _wait(lambda: re.search(r"lth_[A-Za-z0-9_-]+", log_path.read_text()), 120).group(0)
-        api = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}",
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=120,
-        )
-        _wait(lambda: _ready(api), timeout=120)
-        yield api, log_path
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _ready(api: httpx.Client) -> bool:
-    try:
-        return api.get("/readyz").status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _run(args: argparse.Namespace, *, env: dict[str, str], workdir: Path) -> dict[str, Any]:
     from workers.engine.data import synthetic_purchase
 
     data = synthetic_purchase(records=args.records, seed=0)
-    with _serving(env, workdir) as (api, _log):
+    with serving(env, workdir) as (api, _log):
         dataset = register_dataset(api, data=data, name="burst")
         body: dict[str, Any] = {
             "name": "burst",
@@ -162,7 +95,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str], workdir: Path) -> dic
             body["epochs"] = args.epochs
         model = api.post("/v1/models", json=body).json()
         job = api.post(f"/v1/models/{model['id']}/train").json()
-        trained = _wait(
+        trained = wait_until(
             lambda: (
                 (j := api.get(f"/v1/jobs/{job['id']}").json())["status"] in ("succeeded", "failed")
                 and j
@@ -197,7 +130,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str], workdir: Path) -> dic
             finals.update({r["id"]: r["status"] for r in page if r["id"] in wanted})
             return all(finals.get(i) in FINAL for i in ids)
 
-        _wait(all_final, timeout=3600, every=0.5)
+        wait_until(all_final, timeout=3600, every=0.5)
         burst = time.perf_counter() - started
         jobs = api.get(f"/v1/jobs?model_id={model['id']}&kind=unlearn&limit=200").json()["items"]
     statuses = {s: list(finals.values()).count(s) for s in sorted(set(finals.values()))}
