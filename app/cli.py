@@ -288,9 +288,13 @@ def _register_benchmarks() -> None:
         pass
     else:
         bench_cli.command("approximate")(approximate)
+        from bench.approximate_grid import approximate_grid
         from bench.approximate_merge import approximate_merge
+        from bench.device_repro import device_repro
 
         bench_cli.command("approximate-merge")(approximate_merge)
+        bench_cli.command("approximate-grid")(approximate_grid)
+        bench_cli.command("device-repro")(device_repro)
     try:
         from workers.demo import demo
     except ImportError:
