@@ -7,13 +7,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy import func, select
 
 from app.core.config import get_settings
 from app.core.db import get_sessionmaker
+
+if TYPE_CHECKING:
+    from app.lineage.suppressed import SuppressedIdentities
 
 cli = typer.Typer(help="Lethe: GDPR erasure for machine-learning models.", no_args_is_help=True)
 clients_cli = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
@@ -191,24 +194,40 @@ def clients_revoke(
     typer.echo(f"client {client.id} ({client.name}) revoked at {revoked}")
 
 
+def _echo_suppressed_rows(exc: SuppressedIdentities, *, first_row: int, shown: int = 20) -> None:
+    """One line per refused row (a person erased on request), naming the row, never the value."""
+    rows = sorted({first_row + i for i, _ in exc.positions})
+    for row in rows[:shown]:
+        typer.echo(
+            f"error: row {row}: identity erased on request; give the row a lawful_basis "
+            "to import it",
+            err=True,
+        )
+    if len(rows) > shown:
+        typer.echo(f"error: ... and {len(rows) - shown} more such rows", err=True)
+
+
 @records_cli.command("import")
 def records_import(
     dataset_id: Annotated[uuid.UUID, typer.Argument(help="The dataset to add records to.")],
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     chunk_size: Annotated[int, typer.Option(min=100, help="Records per transaction.")] = 20_000,
 ) -> None:
-    """Import training records from a CSV or NPZ file, in chunks, with progress."""
+    """Import training records from a CSV or NPZ file, in chunks, with progress. A row of a
+    person erased on request is refused unless it states a lawful basis (`lawful_basis`)."""
+    from app.clients.service import CLI_ACTOR
     from app.core.errors import ProblemError
     from app.core.migrate import ensure_schema
     from app.lineage.importer import ImportFileError, count_rows, read_csv, read_npz
     from app.lineage.models import Dataset
     from app.lineage.service import add_records
+    from app.lineage.suppressed import SuppressedIdentities
 
     ensure_schema()
     settings = get_settings()
     reader = read_npz if path.suffix.lower() == ".npz" else read_csv
     total = count_rows(path)
-    imported, started = 0, time.perf_counter()
+    imported, first_row, started = 0, 0, time.perf_counter()
     with get_sessionmaker()() as session:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
@@ -217,14 +236,21 @@ def records_import(
         try:
             with typer.progressbar(length=total, label="importing", file=sys.stderr) as bar:
                 for chunk in reader(path, pepper=settings.pepper_bytes(), chunk_size=chunk_size):
+                    first_row = chunk.first_row
                     add_records(
-                        session, dataset=dataset, rows=chunk.rows, feature_count=chunk.feature_count
+                        session,
+                        dataset=dataset,
+                        rows=chunk.rows,
+                        feature_count=chunk.feature_count,
+                        actor=CLI_ACTOR,
                     )
                     session.commit()
                     imported += len(chunk.rows)
                     bar.update(len(chunk.rows))
         except (ImportFileError, ProblemError) as exc:
             session.rollback()
+            if isinstance(exc, SuppressedIdentities):
+                _echo_suppressed_rows(exc, first_row=first_row)
             detail = exc.detail if isinstance(exc, ProblemError) else str(exc)
             typer.echo(f"error: {detail}; {imported} records were imported before it", err=True)
             raise typer.Exit(1) from None
@@ -288,9 +314,13 @@ def _register_benchmarks() -> None:
         pass
     else:
         bench_cli.command("approximate")(approximate)
+        from bench.approximate_grid import approximate_grid
         from bench.approximate_merge import approximate_merge
+        from bench.device_repro import device_repro
 
         bench_cli.command("approximate-merge")(approximate_merge)
+        bench_cli.command("approximate-grid")(approximate_grid)
+        bench_cli.command("device-repro")(device_repro)
     try:
         from workers.demo import demo
     except ImportError:

@@ -28,6 +28,7 @@ from app.jobs.router import router as jobs_router
 from app.lineage.router import router as lineage_router
 from app.opendsr.router import router as opendsr_router
 from app.registry.router import router as registry_router
+from app.suppression.router import router as suppression_router
 from app.webhooks.router import router as webhooks_router
 from app.wiring import connect_domains
 
@@ -67,6 +68,7 @@ def create_app() -> FastAPI:
         webhooks_router,
         opendsr_router,
         clients_router,
+        suppression_router,
         root_router,
     ):
         app.include_router(router)

@@ -10,6 +10,7 @@ from app.jobs.models import Job, JobRequest, JobShard
 from app.lineage.models import Dataset, DataSubject, SubjectIdentity, TrainingRecord
 from app.opendsr.models import OpenDsrRequest
 from app.registry.models import MlModel, ModelVersion, ShardCheckpoint
+from app.suppression.models import Suppression, SuppressionOverride
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "OpenDsrRequest",
     "ShardCheckpoint",
     "SubjectIdentity",
+    "Suppression",
+    "SuppressionOverride",
     "TrainingRecord",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -14,7 +14,8 @@ from importlib import import_module
 
 # Each registers on import: erasure event types; requests following their jobs (the jobs
 # domain's change hook); the erasure figures in /metrics; the model event type; OpenDSR's
-# transition listener (status callbacks); OpenDSR's delivery signer.
+# transition listener (status callbacks); OpenDSR's delivery signer; the suppression list's
+# figures in /metrics.
 REGISTRANTS = (
     "app.erasure.events",
     "app.erasure.progress",
@@ -22,6 +23,7 @@ REGISTRANTS = (
     "app.registry.events",
     "app.opendsr.callbacks",
     "app.opendsr.signing",
+    "app.suppression.metrics",
 )
 
 

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -45,11 +46,17 @@ def _wait(predicate: Callable[[], T | None], *, timeout: float, every: float = 0
     raise TimeoutError(f"no result within {timeout:.0f} s")
 
 
-def _records(data: Any, split: str, arrays: Any) -> list[dict[str, Any]]:
+def _address(subject: int, run: str) -> str:
+    """A demo customer's e-mail address. Each run has its own people: those a previous run
+    erased are suppressed, and their records would be refused (as they should)."""
+    return f"customer-{subject}@{run}.example.com"
+
+
+def _records(data: Any, split: str, arrays: Any, run: str) -> list[dict[str, Any]]:
     return [
         {
             "key": f"order-{split}-{int(rid)}",
-            "identities": [{"type": "email", "value": f"customer-{int(sid)}@example.com"}],
+            "identities": [{"type": "email", "value": _address(int(sid), run)}],
             "features": arrays_row.tolist(),
             "label": int(label),
             "split": split,
@@ -173,10 +180,11 @@ def _ready(base: str) -> bool:
 
 
 def _scenario(client: DemoClient, *, np: Any, data: Any, people: int) -> None:
+    run = uuid.uuid4().hex[:8]
     typer.echo(f"\n1. Registering {data.name}: records that belong to people")
     dataset = client.call("POST", "/v1/datasets", json={"name": "purchases (demo)"})
     for split in ("train", "holdout", "test"):
-        rows = _records(data, split, getattr(data, split))
+        rows = _records(data, split, getattr(data, split), run)
         for start in range(0, len(rows), 2000):
             client.call(
                 "POST",
@@ -236,7 +244,7 @@ def _scenario(client: DemoClient, *, np: Any, data: Any, people: int) -> None:
             "POST",
             "/v1/erasure-requests",
             json={
-                "identities": [{"type": "email", "value": f"customer-{subject}@example.com"}],
+                "identities": [{"type": "email", "value": _address(subject, run)}],
                 "reference": f"DSR-demo-{subject}",
             },
             headers={"Idempotency-Key": f"demo-{subject}"},

@@ -19,11 +19,12 @@ from app.erasure.models import ErasureRequest
 from app.jobs.enums import JobKind
 from app.jobs.models import Job
 from app.jobs.service import request_ids
-from app.lineage.service import purge_claimed
+from app.lineage.service import purge_claimed, subject_identities
 from app.registry import purge
 from app.registry.enums import PurgeKind
 from app.registry.purge import counts_for_job
 from app.registry.versions import brief
+from app.suppression.service import remember
 
 APPROXIMATE_LIMITATIONS = (
     "The model was edited, not retrained: the membership test found no evidence that it "
@@ -34,13 +35,18 @@ APPROXIMATE_LIMITATIONS = (
 
 def purge_data(session: Session, *, request: ErasureRequest) -> None:
     """Delete the request's records, features and identities once no model needs them, and
-    have the sweeper scrub them from the database's storage (idempotent)."""
+    have the sweeper scrub them from the database's storage (idempotent). The identities the
+    request named, and every other one its people were known by, go on the suppression list:
+    records for them are refused from now on, and never trained on."""
     if request.data_purged_at is not None:
         return
     subject_ids = [uuid.UUID(s) for s in (request.plan or {}).get("subject_ids", [])]
+    erased = {(i["type"], i["hash"]) for i in request.identities}
+    erased.update(subject_identities(session, subject_ids=subject_ids))
     deleted, subjects_deleted = purge_claimed(
         session, request_id=request.id, subject_ids=subject_ids
     )
+    suppressed = remember(session, identities=erased, request_id=request.id)
     counts = {"records_deleted": deleted, "subjects_deleted": subjects_deleted}
     request.data_purged_at = utcnow()
     request.plan = {**(request.plan or {}), "purged": counts}
@@ -50,7 +56,7 @@ def purge_data(session: Session, *, request: ErasureRequest) -> None:
         action="erasure_request.data_purged",
         entity_type="erasure_request",
         entity_id=str(request.id),
-        data=counts,
+        data={**counts, "identities_suppressed": suppressed},
     )
     purge.record(session, kind=PurgeKind.DATABASE, key="erased-rows", request_id=request.id)
     enqueue_after_commit(session, SWEEP_PURGE, args=[], dedupe_key=SWEEP_PURGE)

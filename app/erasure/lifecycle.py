@@ -126,8 +126,12 @@ def mark_planned(
     _move(session, request, to=S.PLANNED, actor=actor, data=summary)
 
 
-def complete_without_data(session: Session, *, request: ErasureRequest, actor: str) -> None:
-    _move(session, request, to=S.COMPLETED, actor=actor, reason="no training data found")
+def complete_without_data(
+    session: Session, *, request: ErasureRequest, actor: str, summary: dict[str, Any]
+) -> None:
+    _move(
+        session, request, to=S.COMPLETED, actor=actor, reason="no training data found", data=summary
+    )
 
 
 def advance(

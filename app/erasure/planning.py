@@ -27,6 +27,7 @@ from app.jobs.enums import JobKind
 from app.lineage.service import IdentityHash, claim_records, resolve_subjects
 from app.registry.models import MlModel
 from app.registry.service import mitigates, models_on_dataset
+from app.suppression.service import remember
 
 log = structlog.get_logger(__name__)
 
@@ -128,7 +129,19 @@ def plan_request(
         "models_affected": len(affected),
     }
     if resolved.record_count == 0:
-        lifecycle.complete_without_data(session, request=request, actor=SYSTEM_ACTOR)
+        # Nothing to purge, but the person is erased all the same: records for them that come
+        # later are refused like those of a person whose data was purged.
+        suppressed = remember(
+            session,
+            identities=[(i["type"], i["hash"]) for i in request.identities],
+            request_id=request.id,
+        )
+        lifecycle.complete_without_data(
+            session,
+            request=request,
+            actor=SYSTEM_ACTOR,
+            summary={"identities_suppressed": suppressed},
+        )
         # Certified like any completed request: the certificate states that nothing was found.
         issue_no_data_certificate(
             session,

@@ -5,15 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg.errors
-from sqlalchemy import ColumnElement, any_, bindparam, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
-from app.core.db import utcnow
+from app.core.db import one_of, utcnow
 from app.lineage.models import DataSubject, SubjectIdentity, TrainingRecord
+from app.suppression.service import BasisClaim
 
 _LOOKUP_CHUNK = 5000
 
@@ -25,6 +24,8 @@ class RecordRow:
     features: bytes
     label: int
     split: str
+    # The lawful basis stated for processing the record of a person erased on request.
+    lawful_basis: BasisClaim | None = None
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,6 @@ class DuplicateKeys(ValueError):
     def __init__(self, positions: list[int]) -> None:
         super().__init__(f"{len(positions)} record key(s) already exist in this dataset")
         self.positions = positions
-
-
-def one_of(
-    session: Session, column: InstrumentedAttribute[Any], values: Sequence[Any]
-) -> ColumnElement[bool]:
-    """`column IN values`; on Postgres as `= ANY(array)`, one parameter however many values."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(list(values))
 
 
 def existing_subjects(

@@ -1,9 +1,12 @@
 """Reading training records from CSV or NPZ files for `lethe records import`.
 
 CSV: a header row with the columns `key`, `identity_type`, `identity_value`, `label`, `split`
-and optionally `identity_format`; every other column is a feature, in file order.
+and optionally `identity_format`, `lawful_basis` and `lawful_basis_note`; every other column is
+a feature, in file order.
 NPZ: arrays `keys`, `identity_types`, `identity_values`, `labels`, `splits`, `features`
-(n x d, numeric) and optionally `identity_formats`.
+(n x d, numeric) and optionally `identity_formats`, `lawful_bases` and `lawful_basis_notes`.
+A row's lawful basis (empty for none) is needed only for a person erased on request, as the
+API's `lawful_basis` of a record.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ from app.core.validation import FLOAT32_MAX, INT32_MAX, text_problem
 from app.lineage.bulk import RecordRow
 from app.lineage.identity import IdentityError, IdentityFormat, IdentityType, identity_hash
 from app.lineage.models import SPLITS
+from app.suppression.enums import LawfulBasis
+from app.suppression.service import BasisClaim
 
 REQUIRED_COLUMNS = ("key", "identity_type", "identity_value", "label", "split")
+OPTIONAL_COLUMNS = ("identity_format", "lawful_basis", "lawful_basis_note")
+NOTE_MAX = 2000
 
 
 LABEL_RULE = f"label must be an integer from 0 to {INT32_MAX}"
@@ -49,6 +56,25 @@ def _check_features(features: np.ndarray, first: int) -> None:
         )
 
 
+def _claim(line: int, basis: str, note: str) -> BasisClaim | None:
+    """A row's lawful basis: none when both cells are empty."""
+    if not basis:
+        if note:
+            raise ImportFileError(f"row {line}: lawful_basis_note needs a lawful_basis")
+        return None
+    try:
+        lawful = LawfulBasis(basis)
+    except ValueError:
+        allowed = ", ".join(b.value for b in LawfulBasis)
+        raise ImportFileError(f"row {line}: lawful_basis must be one of {allowed}") from None
+    problem = text_problem(note, multiline=True)
+    if problem is not None:
+        raise ImportFileError(f"row {line}: lawful_basis_note {problem}")
+    if len(note) > NOTE_MAX:
+        raise ImportFileError(f"row {line}: lawful_basis_note is over {NOTE_MAX} characters")
+    return BasisClaim(basis=lawful, note=note or None)
+
+
 @dataclass(frozen=True)
 class Chunk:
     rows: list[RecordRow]
@@ -67,6 +93,8 @@ def _row(
     label: str,
     split: str,
     features: np.ndarray,
+    basis: str = "",
+    note: str = "",
 ) -> RecordRow:
     try:
         type_ = IdentityType(identity_type)
@@ -97,6 +125,7 @@ def _row(
         features=features.astype("<f4", copy=False).tobytes(),
         label=label_int,
         split=split,
+        lawful_basis=_claim(line, basis, note),
     )
 
 
@@ -110,9 +139,8 @@ def read_csv(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
         if missing:
             raise ImportFileError(f"missing column(s): {', '.join(missing)}")
         col = {name: i for i, name in enumerate(header)}
-        fmt_col = col.get("identity_format")
         feature_cols = [
-            i for i, n in enumerate(header) if n not in (*REQUIRED_COLUMNS, "identity_format")
+            i for i, n in enumerate(header) if n not in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
         ]
         if not feature_cols:
             raise ImportFileError("no feature columns")
@@ -126,16 +154,15 @@ def read_csv(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
                 )
             buffer.append(record)
             if len(buffer) == chunk_size:
-                yield _csv_chunk(buffer, col, fmt_col, feature_cols, pepper, first)
+                yield _csv_chunk(buffer, col, feature_cols, pepper, first)
                 buffer, first = [], line + 1
         if buffer:
-            yield _csv_chunk(buffer, col, fmt_col, feature_cols, pepper, first)
+            yield _csv_chunk(buffer, col, feature_cols, pepper, first)
 
 
 def _csv_chunk(
     buffer: list[list[str]],
     col: dict[str, int],
-    fmt_col: int | None,
     feature_cols: list[int],
     pepper: bytes,
     first: int,
@@ -148,6 +175,10 @@ def _csv_chunk(
             f"rows {first}-{first + len(buffer) - 1}: non-numeric feature"
         ) from None
     _check_features(features, first)
+
+    def cell(record: list[str], name: str, default: str = "") -> str:
+        return record[col[name]] if name in col else default
+
     rows = [
         _row(
             pepper=pepper,
@@ -155,10 +186,12 @@ def _csv_chunk(
             key=r[col["key"]],
             identity_type=r[col["identity_type"]],
             identity_value=r[col["identity_value"]],
-            identity_format=r[fmt_col] if fmt_col is not None else "raw",
+            identity_format=cell(r, "identity_format", "raw"),
             label=r[col["label"]],
             split=r[col["split"]],
             features=features[n],
+            basis=cell(r, "lawful_basis"),
+            note=cell(r, "lawful_basis_note"),
         )
         for n, r in enumerate(buffer)
     ]
@@ -181,6 +214,9 @@ def read_npz(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
     if features.ndim != 2 or any(len(arrays[k]) != n for k in needed):
         raise ImportFileError("arrays must all have the same length and features must be n x d")
     formats = arrays.get("identity_formats")
+    optional = ("identity_formats", "lawful_bases", "lawful_basis_notes")
+    if any(name in arrays and len(arrays[name]) != n for name in optional):
+        raise ImportFileError("arrays must all have the same length and features must be n x d")
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         yield Chunk(
@@ -193,6 +229,13 @@ def read_npz(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
 def _first_bad(values: list[str], allowed: set[str]) -> int | None:
     bad = set(values) - allowed
     return next(i for i, v in enumerate(values) if v in bad) if bad else None
+
+
+def _optional_text(arrays: dict[str, np.ndarray], name: str, start: int, stop: int) -> list[str]:
+    """An optional array's cells as text; empty strings where the file has no such array."""
+    if name not in arrays:
+        return [""] * (stop - start)
+    return [str(v) for v in arrays[name][start:stop].tolist()]
 
 
 def _npz_rows(
@@ -236,6 +279,8 @@ def _npz_rows(
         _check_key(key, start + i)
     block = np.ascontiguousarray(features[start:stop], dtype="<f4")
     _check_features(block, start)
+    bases = _optional_text(arrays, "lawful_bases", start, stop)
+    notes = _optional_text(arrays, "lawful_basis_notes", start, stop)
     rows = []
     for i, (type_, value, format_) in enumerate(zip(types, values, fmts, strict=True)):
         try:
@@ -254,6 +299,7 @@ def _npz_rows(
                 features=block[i].tobytes(),
                 label=int(labels[i]),
                 split=splits[i],
+                lawful_basis=_claim(start + i, bases[i], notes[i]),
             )
         )
     return rows

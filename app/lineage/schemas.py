@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.validation import Feature, NonNegativeInt32, SafeMultilineText, SafeText
 from app.lineage.identity import IdentityFormat, IdentityType, inner_digest
+from app.suppression.schemas import LawfulBasisIn
 
 Split = Literal["train", "holdout", "test"]
 
@@ -56,6 +57,8 @@ class RecordIn(BaseModel):
     features: list[Feature] = Field(min_length=1, max_length=100_000)
     label: NonNegativeInt32
     split: Split = "train"
+    # Needed only for a person erased on request (see "Suppression after erasure").
+    lawful_basis: LawfulBasisIn | None = None
 
 
 class RecordsIn(BaseModel):

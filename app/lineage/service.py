@@ -18,6 +18,7 @@ from app.lineage.bulk import DuplicateKeys, InsertResult, RecordRow, insert_reco
 from app.lineage.identity import identity_hash
 from app.lineage.models import Dataset, DataSubject, SubjectIdentity, TrainingRecord
 from app.lineage.schemas import IdentityIn, RecordIn
+from app.lineage.suppressed import admit
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,11 @@ def add_records(
     dataset: Dataset,
     rows: Sequence[RecordRow],
     feature_count: int,
+    actor: str,
     pointer_prefix: str = "#/records",
 ) -> InsertResult:
-    """Insert rows whose features all have `feature_count` values, in the caller's transaction."""
+    """Insert rows whose features all have `feature_count` values, in the caller's transaction.
+    Rows of people erased on request are refused unless they state a lawful basis (`admit`)."""
     if dataset.feature_count is None:
         dataset.feature_count = feature_count
     elif dataset.feature_count != feature_count:
@@ -114,6 +117,7 @@ def add_records(
             slug="feature-count-mismatch",
             errors=[{"pointer": f"{pointer_prefix}/0/features", "detail": "wrong length"}],
         )
+    admit(session, dataset=dataset, rows=rows, actor=actor, pointer_prefix=pointer_prefix)
     try:
         return insert_records(session, dataset_id=dataset.id, rows=rows)
     except DuplicateKeys as exc:
@@ -150,6 +154,7 @@ def rows_from_api(*, pepper: bytes, records: Sequence[RecordIn]) -> tuple[list[R
             features=features_to_bytes(r.features),
             label=r.label,
             split=r.split,
+            lawful_basis=r.lawful_basis.claim() if r.lawful_basis else None,
         )
         for r in records
     ]
@@ -187,6 +192,20 @@ def resolve_subjects(session: Session, *, identities: Sequence[IdentityHash]) ->
         for dataset_id, record_id in records:
             by_dataset.setdefault(dataset_id, []).append(record_id)
     return ResolvedRecords(subject_ids=subject_ids, records_by_dataset=by_dataset)
+
+
+def subject_identities(
+    session: Session, *, subject_ids: Sequence[uuid.UUID]
+) -> list[tuple[str, str]]:
+    """Every (type, hash) the subjects are known by."""
+    if not subject_ids:
+        return []
+    rows = session.execute(
+        select(SubjectIdentity.type, SubjectIdentity.hash).where(
+            SubjectIdentity.subject_id.in_(list(subject_ids))
+        )
+    )
+    return [(t, h) for t, h in rows]
 
 
 def claim_records(session: Session, *, record_ids: Sequence[int], request_id: uuid.UUID) -> None:
@@ -242,4 +261,6 @@ def add_api_records(
         )
     dataset = get_dataset(session, client=client, dataset_id=dataset_id)
     rows, feature_count = rows_from_api(pepper=settings.pepper_bytes(), records=records)
-    return dataset, add_records(session, dataset=dataset, rows=rows, feature_count=feature_count)
+    return dataset, add_records(
+        session, dataset=dataset, rows=rows, feature_count=feature_count, actor=client.actor
+    )

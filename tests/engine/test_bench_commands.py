@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from bench.approximate_report import read_raw
 
 
 def _invoke(*args: str) -> list[dict]:
@@ -41,3 +43,40 @@ def test_bench_approximate_scores_methods_against_retraining():
     # The retrain row's gate verdicts count the control's retrains too.
     assert by_method["gate:retrain"]["runs"] == 4
     assert by_method["references"]["cpu_s"] > 0
+
+
+def test_runs_written_raw_merge_into_one_report(tmp_path):
+    """Two seeds run as two processes report, merged, what one run of both seeds reports."""
+    common = ("--records", "1000", "--methods", "finetune", "--forget", "random20")
+    common += ("--models", "2", "--references", "4")
+    for seed in ("0", "1"):
+        _invoke("approximate", *common, "--seeds", seed, "--raw", str(tmp_path / f"{seed}.json"))
+    merged = _invoke("approximate-merge", str(tmp_path / "0.json"), str(tmp_path / "1.json"))
+    together = _invoke("approximate", *common, "--seeds", "0,1")
+    key = lambda row: (row["forget_set"], row["method"]) if "forget_set" in row else row["method"]  # noqa: E731
+    by_key = {key(row): row for row in together}
+    for row in merged:
+        if row["method"] == "references":
+            continue  # its cost is a timing
+        expected = by_key[key(row)]
+        for field in ("runs", "verdicts", "forgetting_score", "forget_acc", "seeds"):
+            assert row.get(field) == expected.get(field), (key(row), field)
+
+
+def test_merge_refuses_runs_made_differently(tmp_path):
+    common = ("--records", "1000", "--methods", "finetune", "--forget", "random20")
+    for seed, references in (("0", "4"), ("1", "5")):
+        _invoke(
+            "approximate", *common, "--models", "2", "--references", references,
+            "--seeds", seed, "--raw", str(tmp_path / f"{seed}.json"),
+        )  # fmt: skip
+    files = [str(tmp_path / "0.json"), str(tmp_path / "1.json")]
+    assert CliRunner().invoke(cli, ["bench", "approximate-merge", *files]).exit_code == 2
+    with pytest.raises(ValueError, match=r"1\.json: made with other settings"):
+        read_raw(files)
+
+
+def test_bench_refuses_an_unknown_device():
+    result = CliRunner().invoke(cli, ["bench", "approximate", "--device", "tpu"])
+    assert result.exit_code == 2
+    assert "device must be one of" in result.output

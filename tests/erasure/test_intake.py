@@ -90,7 +90,11 @@ def test_records_without_a_model_are_purged(api, portal_headers, celery_worker):
         "erasure_request.storage_scrubbed",
         "erasure_request.completed",
     ]
-    assert events[-3]["data"] == {"records_deleted": 4, "subjects_deleted": 1}
+    assert events[-3]["data"] == {
+        "records_deleted": 4,
+        "subjects_deleted": 1,
+        "identities_suppressed": 1,
+    }
     assert "alice" not in str(events).lower()
     shown = api.get(f"/v1/datasets/{dataset['id']}", headers=portal_headers).json()
     assert shown["record_counts"] == {"train": 1}  # only bob's record is left

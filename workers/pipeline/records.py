@@ -10,8 +10,9 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.lineage.bulk import one_of
+from app.core.db import one_of
 from app.lineage.models import TrainingRecord
+from app.lineage.suppressed import not_suppressed
 from app.registry.models import MlModel
 from workers.engine.data import RecordArrays
 
@@ -34,9 +35,11 @@ def load_records(
     only_ids: np.ndarray | None = None,
     with_features: bool = True,
 ) -> RecordArrays:
-    """Records of one split. Without `of_requests`: every record no erasure request has claimed.
-    With it: only the records those requests claimed (the forget set). `only_ids` narrows to
-    those records; without features the arrays have zero-width features (ids and labels only)."""
+    """Records of one split. Without `of_requests`: every record no erasure request has claimed
+    and whose person is not suppressed (erased on request, with no lawful basis of the dataset's
+    client since). With it: only the records those requests claimed (the forget set). `only_ids`
+    narrows to those records; without features the arrays have zero-width features (ids and
+    labels only)."""
     columns = [TrainingRecord.id, TrainingRecord.label, TrainingRecord.subject_id]
     if with_features:
         columns.append(TrainingRecord.features)
@@ -46,7 +49,9 @@ def load_records(
     if only_ids is not None:
         query = query.where(one_of(session, TrainingRecord.id, [int(i) for i in only_ids]))
     if of_requests is None:
-        query = query.where(TrainingRecord.erasure_request_id.is_(None))
+        query = query.where(
+            TrainingRecord.erasure_request_id.is_(None), not_suppressed(dataset_id=dataset_id)
+        )
     else:
         query = query.where(TrainingRecord.erasure_request_id.in_(list(of_requests)))
     if max_record_id is not None:
