@@ -62,7 +62,10 @@ def get_dataset(
     "/{dataset_id}/records",
     status_code=201,
     response_model=RecordsAdded,
-    responses=problems(Answer(409, "A record key is already used (`errors` points at each)")),
+    responses=problems(
+        Answer(409, "A record key is already used (`errors` points at each)"),
+        Answer(409, "A record names a person erased on request and states no lawful basis"),
+    ),
 )
 def add_records(
     dataset_id: uuid.UUID,
