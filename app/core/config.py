@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     mixed_precision: Literal["off", "bf16"] = Field(
         "off", description="bf16 autocast for training on CUDA; changes results, off by default."
     )
+    hold_accuracy_drop: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="A training run whose version's test accuracy is more than this below the "
+        "active version's is held for an admin instead of activated (1 never holds); erasure "
+        "retrains are activated and flagged instead.",
+    )
     orphan_scan_seconds: float = Field(
         600.0, gt=0, description="How often beat deletes stored files that no live row owns."
     )
