@@ -268,6 +268,15 @@ def release(
         session, client=client, model_id=model_id, version_id=version_id, verb="released"
     )
     previous = model.active_version_id
+    active = session.get(ModelVersion, previous) if previous is not None else None
+    if active is not None and active.number > version.number:
+        raise ProblemError(
+            409,
+            f"Version {active.number} was activated after this one was held; releasing it "
+            "would roll the model back to older data. Discard it, or train again",
+            slug="version-stale",
+            current_status=version.status,
+        )
     if previous is not None:
         session.execute(
             update(ModelVersion)

@@ -159,6 +159,25 @@ def test_release_activates_it_and_supersedes_the_active(sqlite_session, model_id
     assert missing.value.status == 404
 
 
+def test_a_held_version_overtaken_by_a_newer_one_cannot_be_released(
+    sqlite_session, model_id, admin
+):
+    session = sqlite_session
+    versions.activate(
+        session, model_id=model_id, job_id=uuid.uuid4(), new=_sisa("a", accuracy=0.97)
+    )
+    held = _held(session, model_id, _sisa("b", accuracy=0.30))
+    newer = versions.activate(
+        session, model_id=model_id, job_id=uuid.uuid4(), new=_sisa("c", accuracy=0.96)
+    )
+    with pytest.raises(ProblemError) as stale:
+        holds.release(session, client=admin, model_id=model_id, version_id=held.id)
+    assert stale.value.status == 409 and stale.value.slug == "version-stale"
+    assert session.get(MlModel, model_id).active_version_id == newer.id
+    discarded = holds.discard(session, client=admin, model_id=model_id, version_id=held.id)
+    assert discarded.status == VersionStatus.DISCARDED
+
+
 def test_discard_sends_only_its_own_files_to_the_outbox(sqlite_session, model_id, admin):
     session = sqlite_session
     versions.activate(
