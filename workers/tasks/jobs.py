@@ -38,7 +38,6 @@ from workers.pipeline.session import db_session
 
 log = structlog.get_logger(__name__)
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
-STUCK_REQUEST_AFTER = timedelta(seconds=60)
 RING_AHEAD = timedelta(minutes=10)
 
 
@@ -193,7 +192,8 @@ def reconcile() -> dict[str, int]:
             if job.model_id not in running_models and job.id not in to_run:
                 to_run.append(job.id)
                 counts["rung"] += 1
-        stuck = left_unplanned(session, before=utcnow() - STUCK_REQUEST_AFTER)
+        replan_after = timedelta(seconds=get_settings().replan_after_seconds)
+        stuck = left_unplanned(session, before=utcnow() - replan_after)
     for job_id in to_run:
         enqueue(RUN_JOB, args=[str(job_id)], queue=TRAINING_QUEUE)
     for request_id in stuck:
