@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.core.broker import (
     EVALUATE_VERSION,
@@ -45,7 +46,20 @@ def _lease() -> timedelta:
     return timedelta(seconds=get_settings().job_lease_seconds)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """The database connection was lost or the database refused the run for a while (a restart,
+    a failover, a dropped connection, a deadlock): nothing is wrong with the job itself."""
+    return isinstance(exc, OperationalError | InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
+
+
 def _fail(job_id: uuid.UUID, exc: BaseException) -> None:
+    if _interrupted(exc):
+        # Interrupted, not failed: the job keeps its lease, which runs out, and the reconciler
+        # runs it again (within its attempts), as after a worker's crash.
+        log.warning("job_interrupted", job_id=str(job_id), error_type=type(exc).__name__)
+        return
     reason = f"{type(exc).__name__}: {exc}"[:2000]
     log.error("job_failed", job_id=str(job_id), error_type=type(exc).__name__)
     with db_session() as session:
