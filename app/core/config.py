@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(
         30.0, gt=0, description="How often beat re-enqueues expired jobs and stuck requests."
     )
+    replan_after_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A request still waiting to be planned after this long is planned again "
+        "(its planning message was lost, or its worker died while planning).",
+    )
     api_threads: int = Field(
         2,
         ge=1,
