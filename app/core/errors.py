@@ -13,11 +13,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://lethe.dev/problems/"
 
+DATABASE_RETRY_AFTER_SECONDS = 5
 log = structlog.get_logger(__name__)
 
 _STATUS_SLUGS = {
@@ -217,6 +219,18 @@ def install_error_handlers(app: FastAPI) -> None:
             detail=detail,
             headers=getattr(exc, "headers", None),
             **extensions,
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # The statement and its parameters stay out of the log: they may hold identity hashes.
+        log.warning("database_unavailable", error_type=type(exc).__name__, path=request.url.path)
+        return problem_response(
+            request,
+            status=503,
+            detail="The database cannot be reached; nothing was changed. Retry shortly",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
 
     @app.exception_handler(Exception)

@@ -48,6 +48,12 @@ BODY_ANSWERS = (
 PARAMETER_ANSWER = Answer(422, "A parameter failed validation", ValidationProblem)
 NOT_FOUND = Answer(404, "Not found, or not visible to this API key")
 UNEXPECTED = Answer(500, "An unexpected error; it has been logged", outside=True)
+DATABASE_DOWN = Answer(
+    503,
+    "The database cannot be reached; nothing was changed, retry after `Retry-After` seconds",
+    headers=("Retry-After",),
+    outside=True,
+)
 
 
 def _calls(dependant: Dependant) -> Iterator[Any]:
@@ -79,7 +85,7 @@ def route_answers(route: Any) -> list[Answer]:
             why = str(declared.get("description", ""))
             headers = tuple(declared.get("headers", {}))
             found.extend(Answer(int(status), w, model, headers) for w in why.split("; or "))
-    found.append(UNEXPECTED)
+    found.extend((DATABASE_DOWN, UNEXPECTED))
     return found
 
 

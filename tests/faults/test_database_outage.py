@@ -23,8 +23,9 @@ from tests.faults.harness import (
 
 
 def _problem(response: httpx.Response) -> None:
-    """A problem document, not a stack trace."""
-    assert response.status_code in (500, 503), response.text
+    """A 503 problem document that says when to retry, not a stack trace."""
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) > 0
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert {"type", "title", "status", "detail"} <= set(body) and body["status"] == (
