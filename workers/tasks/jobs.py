@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import structlog
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from app.core.broker import (
     EVALUATE_VERSION,
@@ -54,13 +54,24 @@ def _interrupted(exc: BaseException) -> bool:
     )
 
 
+def _reason(exc: BaseException) -> str:
+    """What a failed job's row and its request say. A database error's text holds the SQL
+    statement and its parameters (record ids, identity hashes): only its kind is kept."""
+    if isinstance(exc, SQLAlchemyError):
+        return (
+            f"{type(exc).__name__}: a database error; its statement is not kept, as it may "
+            "hold personal data"
+        )
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
 def _fail(job_id: uuid.UUID, exc: BaseException) -> None:
     if _interrupted(exc):
         # Interrupted, not failed: the job keeps its lease, which runs out, and the reconciler
         # runs it again (within its attempts), as after a worker's crash.
         log.warning("job_interrupted", job_id=str(job_id), error_type=type(exc).__name__)
         return
-    reason = f"{type(exc).__name__}: {exc}"[:2000]
+    reason = _reason(exc)
     log.error("job_failed", job_id=str(job_id), error_type=type(exc).__name__)
     with db_session() as session:
         job = jobs.running_job(session, job_id=job_id)
