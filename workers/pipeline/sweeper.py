@@ -22,6 +22,7 @@ from app.core.db import get_engine
 from app.registry import purge
 from app.registry.enums import PurgeKind
 from app.registry.models import PurgeItem
+from workers.engine.verification.manifests import reference_files
 from workers.pipeline.session import db_session
 from workers.pipeline.storage import artifact_store, checkpoint_store
 
@@ -45,8 +46,14 @@ def _gone(item: PurgeItem) -> bool:
         checkpoints = checkpoint_store(model_id=item.model_id)
         checkpoints.delete(key=item.key)
         return not checkpoints.has(key=item.key)
-    artifact_store().delete(key=item.key)
-    return not artifact_store().exists(key=item.key)
+    # A reference model is its manifest and its weights, deleted in that order so that a
+    # half-deleted one is never taken for a complete one.
+    keys = (
+        reference_files(manifest_key=item.key) if item.kind == PurgeKind.REFERENCE else [item.key]
+    )
+    for key in keys:
+        artifact_store().delete(key=key)
+    return not any(artifact_store().exists(key=key) for key in keys)
 
 
 def _describe(exc: Exception) -> str:
@@ -108,6 +115,7 @@ def sweep() -> SweepResult:
                 data={
                     "checkpoints": deleted[(model_id, PurgeKind.CHECKPOINT)],
                     "artifacts": deleted[(model_id, PurgeKind.ARTIFACT)],
+                    "references": deleted[(model_id, PurgeKind.REFERENCE)],
                 },
             )
         session.commit()
