@@ -110,10 +110,20 @@ def finalize(
     )
 
 
+# The pooled test's score percentiles and the per-record gate's record ids, scores and counts.
+PER_RECORD_FIGURES = frozenset(
+    {"percentiles", "record_ids", "record_z", "record_unseen_references"}
+)
+
+
 def _without_per_record_scores(figures: Any) -> Any:
     """Certificates carry the test's summary, not a score for each erased record."""
     if isinstance(figures, dict):
-        return {k: _without_per_record_scores(v) for k, v in figures.items() if k != "percentiles"}
+        return {
+            k: _without_per_record_scores(v)
+            for k, v in figures.items()
+            if k not in PER_RECORD_FIGURES
+        }
     return figures
 
 

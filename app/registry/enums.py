@@ -31,4 +31,5 @@ class VersionStatus(StrEnum):
 class PurgeKind(StrEnum):
     CHECKPOINT = "checkpoint"  # a SISA slice checkpoint (manifest and state)
     ARTIFACT = "artifact"  # a version's weights or record-id list
+    REFERENCE = "reference"  # a reference model of the per-record gate (manifest and weights)
     DATABASE = "database"  # the storage scrub after erased rows were deleted

@@ -86,10 +86,11 @@ class ShardCheckpoint(Base):
 
 
 class PurgeItem(Base):
-    """One thing that must be deleted because it held erased records: a checkpoint or an
-    artifact of a job's activation, or the database storage scrub after a request's rows were
-    deleted. Recorded in the transaction that made it necessary; the sweeper deletes, confirms
-    and retries until done. A request's certificate waits for its items."""
+    """One thing that must be deleted because it held erased records: a checkpoint, an
+    artifact or a reference model of a job's activation, or the database storage scrub after a
+    request's rows were deleted. Recorded in the transaction that made it necessary; the
+    sweeper deletes, confirms and retries until done. A request's certificate waits for its
+    items."""
 
     __tablename__ = "purge_items"
 

@@ -89,7 +89,8 @@ def request_outstanding(session: Session, *, request_id: uuid.UUID) -> bool:
 
 
 def counts_for_job(session: Session, *, job_id: uuid.UUID) -> dict[str, int]:
-    """How many of each kind the job's activation deleted (confirmed)."""
+    """How many of each kind the job's activation deleted (confirmed): checkpoints, version
+    files, and reference models (each one item, for its manifest and weights)."""
     kinds = Counter(
         session.scalars(
             select(PurgeItem.kind).where(
@@ -100,4 +101,5 @@ def counts_for_job(session: Session, *, job_id: uuid.UUID) -> dict[str, int]:
     return {
         "checkpoints": kinds[PurgeKind.CHECKPOINT],
         "artifacts": kinds[PurgeKind.ARTIFACT],
+        "references": kinds[PurgeKind.REFERENCE],
     }

@@ -42,13 +42,20 @@ class NewVersion:
 
 @dataclass
 class PurgePlan:
-    """What a purge marked: the sweeper deletes these files once the transaction commits."""
+    """What a purge marked: the sweeper deletes these files once the transaction commits.
+    `reference_keys` are the manifest keys of reference models, one per model (the sweeper
+    deletes its weights too)."""
 
     checkpoint_keys: list[str] = field(default_factory=list)
     artifact_keys: list[str] = field(default_factory=list)
+    reference_keys: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"checkpoints": len(self.checkpoint_keys), "artifacts": len(self.artifact_keys)}
+        return {
+            "checkpoints": len(self.checkpoint_keys),
+            "artifacts": len(self.artifact_keys),
+            "references": len(self.reference_keys),
+        }
 
 
 def set_data_shape(
@@ -151,12 +158,17 @@ def mark_purged(
     version_ids: Iterable[uuid.UUID],
     erased_records: int,
     job_id: uuid.UUID | None = None,
+    reference_keys: Iterable[str] = (),
 ) -> PurgePlan:
     """Mark the checkpoints and versions that held erased records purged, audited, and record
     each file to delete in the purge outbox (`app.registry.purge`), all in the caller's
-    transaction."""
+    transaction. `reference_keys` are the manifest keys of the reference models to delete: the
+    worker finds them (those that trained on an erased record, and those no live version
+    uses); they have no rows of their own."""
     now = utcnow()
-    plan = PurgePlan(checkpoint_keys=sorted(set(checkpoint_keys)))
+    plan = PurgePlan(
+        checkpoint_keys=sorted(set(checkpoint_keys)), reference_keys=sorted(set(reference_keys))
+    )
     if plan.checkpoint_keys:
         session.execute(
             update(ShardCheckpoint)
@@ -180,6 +192,8 @@ def mark_purged(
         purge.record(session, kind=PurgeKind.CHECKPOINT, key=key, model_id=model_id, job_id=job_id)
     for key in plan.artifact_keys:
         purge.record(session, kind=PurgeKind.ARTIFACT, key=key, model_id=model_id, job_id=job_id)
+    for key in plan.reference_keys:
+        purge.record(session, kind=PurgeKind.REFERENCE, key=key, model_id=model_id, job_id=job_id)
     session.flush()
     append_event(
         session,

@@ -15,9 +15,15 @@ from workers.engine.verification.gate import verify_forgetting
 from workers.engine.verification.manifests import (
     purge_references,
     read_manifests,
+    reference_files,
     references_holding,
+    stored_references,
 )
-from workers.engine.verification.references import build_references, load_references
+from workers.engine.verification.references import (
+    build_references,
+    carry_references,
+    load_references,
+)
 from workers.engine.verification.settings import GateSettings
 from workers.engine.verification.verdict import Interval, decide
 
@@ -140,6 +146,54 @@ def test_manifests_say_which_references_saw_an_erased_person_and_only_those_are_
     for manifest in rebuilt:
         if manifest.index not in holding_indices:  # kept as it was, not retrained
             assert np.array_equal(manifest.record_ids, before[manifest.index])
+
+
+def test_a_new_prefix_carries_the_references_that_never_saw_the_erased_records(toy):
+    data, store = toy["data"], toy["store"]
+    erased = data.train.of_subjects([int(data.train.subject_ids[1])]).record_ids
+    remaining = data.train.without(erased)
+    source = {m.index: m for m in read_manifests(store=store, prefix="r")}
+    clean = {i for i, m in source.items() if not m.holds_any(erased)}
+    assert 0 < len(clean) < SETTINGS.references
+
+    carried = carry_references(
+        store=store,
+        source="r",
+        target="next",
+        spec=toy["spec"],
+        data=remaining,
+        num_classes=10,
+        settings=SETTINGS,
+    )
+    assert {m.index for m in carried} == clean
+    for manifest in carried:
+        assert manifest.prefix == "next"
+        assert np.array_equal(manifest.record_ids, source[manifest.index].record_ids)
+        weights = [
+            store.get(key=k)
+            for k in (manifest.artifact_keys[1], source[manifest.index].artifact_keys[1])
+        ]
+        assert weights[0] == weights[1]
+    assert len(read_manifests(store=store, prefix="r")) == SETTINGS.references  # left in place
+
+    rebuilt = build_references(
+        spec=toy["spec"],
+        data=remaining,
+        num_classes=10,
+        settings=SETTINGS,
+        store=store,
+        prefix="next",
+    )
+    assert len(rebuilt) == SETTINGS.references
+    assert not references_holding(manifests=rebuilt, erased_record_ids=erased)
+    assert stored_references(store=store, prefix="next") == [m.artifact_keys[0] for m in rebuilt]
+    for manifest in rebuilt:
+        assert reference_files(manifest_key=manifest.artifact_keys[0]) == manifest.artifact_keys
+    # A reference whose manifest is gone is still found, by its weights.
+    store.delete(key=rebuilt[0].artifact_keys[0])
+    assert stored_references(store=store, prefix="next")[0] == rebuilt[0].artifact_keys[0]
+    with pytest.raises(ValueError):
+        reference_files(manifest_key="next/weights/000.pt")
 
 
 def test_the_policy_and_the_manifests_import_without_torch():

@@ -1,26 +1,44 @@
 """Approximate models on the real worker: mitigation first and a scheduled exact retrain to close
 each request; a failed mitigation brings the retrain forward; `finalize: approximate` closes with
-an approximate certificate, and its failed check falls back to retraining in the same job."""
+an approximate certificate, and its failed check falls back to retraining in the same job.
+
+Each exact version has reference models for the gate: built with it, used by its mitigations,
+purged with the records they trained on and counted on the certificate, carried or rebuilt for
+the next version; a version without them is gated by the pooled test, and says so."""
 
 from __future__ import annotations
+
+import uuid
 
 import numpy as np
 import pytest
 
-from app.audit.signing import verify_token
+from tests.pipeline import reference_checks as refs
 from tests.pipeline.helpers import (
+    GATE_POLICY,
     Registered,
+    certificate_claims,
     create_model,
     erase,
+    people,
     register_dataset,
     train,
     wait_request,
 )
 from workers.engine.data import synthetic_purchase
+from workers.engine.verification.manifests import references_holding
+
+REFERENCES = 16  # GATE_POLICY keeps the default
 
 # A method budget of one step at a negligible learning rate leaves the model as it was: it still
-# remembers the forget set, so the gate must fail.
-NO_OP_POLICY = {"method": "finetune", "settings": {"steps": 1, "learning_rate": 1e-6}}
+# remembers the forget set, so the gate must fail. Six references on a fifth of the people each
+# leave nearly every person unseen by the three that the gate needs, at a seventh of the
+# default's cost.
+NO_OP_POLICY = {
+    "method": "finetune",
+    "settings": {"steps": 1, "learning_rate": 1e-6},
+    "verification": {"references": 6, "reference_share": 0.2},
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,33 +55,49 @@ def purchases(api, headers) -> Registered:
     return register_dataset(api, headers, data=data, limit=len(data.train))
 
 
-def _people(reg: Registered, count: int, *, skip: int = 0) -> list[int]:
-    subjects, counts = np.unique(reg.splits["train"].subject_ids, return_counts=True)
-    return [int(s) for s in subjects[np.argsort(-counts)][skip : skip + count]]
-
-
 def _actions(api, headers, request_id: str) -> list[str]:
     events = api.get(f"/v1/erasure-requests/{request_id}/events", headers=headers).json()
     return [e["action"] for e in events]
-
-
-def _claims(api, headers, request_id: str) -> dict:
-    certificate = api.get(f"/v1/erasure-requests/{request_id}/certificate", headers=headers)
-    assert certificate.status_code == 200, certificate.text
-    _, claims = verify_token(certificate.json()["jws"], api.get("/v1/.well-known/jwks.json").json())
-    return claims
 
 
 def _active(api, headers, model_id: str) -> dict:
     return api.get(f"/v1/models/{model_id}", headers=headers).json()["active_version"]
 
 
+def _job(api, headers, request: dict, kind: str) -> dict:
+    [job] = [j for j in request["jobs"] if j["kind"] == kind]
+    return api.get(f"/v1/jobs/{job['id']}", headers=headers).json()
+
+
 def test_mitigation_then_a_batched_exact_retrain(api, headers, purchases, celery_worker):
+    from workers.pipeline.storage import artifact_store, get_record_ids
+
     # Five epochs: a model that memorizes little, which the default method is known to pass.
-    model = create_model(api, headers, purchases.dataset_id, strategy="approximate", epochs=5)
+    model = create_model(
+        api,
+        headers,
+        purchases.dataset_id,
+        strategy="approximate",
+        epochs=5,
+        approximate_policy=GATE_POLICY,
+    )
     assert model["finalize"] == "exact"
-    train(api, headers, model["id"])
-    first, second = _people(purchases, 2)
+    trained = train(api, headers, model["id"])
+
+    # The version's reference models are built with it, each on a share of its records.
+    built = refs.version_row(trained["result_version_id"])
+    prefix = built.manifest["references_prefix"]
+    assert prefix == f"models/{model['id']}/references/{built.id}"
+    assert trained["metrics"]["references"]["count"] == REFERENCES
+    assert trained["metrics"]["references"]["trained"] == REFERENCES
+    before = refs.manifests(prefix)
+    assert sorted(before) == list(range(REFERENCES))
+    training_ids = get_record_ids(key=built.manifest["record_ids_key"])
+    for manifest in before.values():
+        assert 0 < manifest.record_ids.size < training_ids.size
+        assert np.isin(manifest.record_ids, training_ids).all()
+    first, second, seen = refs.gateable_pair(purchases, before, people(purchases, 6))
+    erased = np.concatenate([refs.record_ids(purchases, p) for p in (first, second)])
 
     mitigated_id = erase(api, headers, purchases, first)
     mitigated = wait_request(api, headers, mitigated_id, statuses=("mitigated", "completed"))
@@ -71,6 +105,12 @@ def test_mitigation_then_a_batched_exact_retrain(api, headers, purchases, celery
     assert mitigated["mitigated_at"] and mitigated["exact_expected_at"]
     approximate = _active(api, headers, model["id"])
     assert approximate["exact"] is False and approximate["method"].startswith("approximate:")
+    # Gated by the version's reference models, not the pooled test; the mitigated version keeps
+    # its base's until the exact job.
+    figures = _job(api, headers, mitigated, "mitigate")["metrics"]["verification"]
+    assert figures["gate"] == "per_record" and figures["references"] == REFERENCES
+    assert figures["verification"]["test"] == "per_record_references"
+    assert refs.version_row(approximate["id"]).manifest["references_prefix"] == prefix
     assert "erasure_request.model_mitigated" in _actions(api, headers, mitigated_id)
     not_yet = api.get(f"/v1/erasure-requests/{mitigated_id}/certificate", headers=headers)
     assert not_yet.status_code == 409
@@ -84,6 +124,7 @@ def test_mitigation_then_a_batched_exact_retrain(api, headers, purchases, celery
     assert [f["status"] for f in finals] == ["completed", "completed"]
     exact = _active(api, headers, model["id"])
     assert exact["exact"] is True and exact["method"] == "retrain"
+    assert exact["metrics"]["references"]["carried"] == REFERENCES - len(seen)
     assert api.get("/v1/erasure-debt", headers=headers).json() == []
     versions = api.get(f"/v1/models/{model['id']}/versions", headers=headers).json()
     assert {v["id"]: v["status"] for v in versions}[approximate["id"]] == "purged"
@@ -93,13 +134,35 @@ def test_mitigation_then_a_batched_exact_retrain(api, headers, purchases, celery
         "erasure_request.model_erased"
     )
     assert actions[-1] == "erasure_request.completed"
-    claims = _claims(api, headers, mitigated_id)
+    claims = certificate_claims(api, headers, mitigated_id)
     assert claims["guarantee"] == "exact" and claims["mitigated_at"]
     [model_claims] = claims["models"]
     assert model_claims["exact"] is True and model_claims["batch"]["requests"] == 2
     assert model_claims["records"] == mitigated["plan"]["models_affected"][0]["records"]
     assert model_claims["mitigation"]["version_id"] == approximate["id"]
-    assert _claims(api, headers, second_id)["guarantee"] == "exact"
+    assert certificate_claims(api, headers, second_id)["guarantee"] == "exact"
+
+    # No stored reference lists an erased record: the old set is deleted, and counted.
+    assert not references_holding(
+        manifests=refs.stored_manifests(model["id"]), erased_record_ids=erased
+    )
+    assert artifact_store().list(prefix=f"{prefix}/") == []
+    assert model_claims["purge"]["references"] == REFERENCES
+    # The new version has a full set again: those that never saw the records carried as they
+    # were, the others retrained without them.
+    after = refs.manifests(refs.version_row(exact["id"]).manifest["references_prefix"])
+    assert sorted(after) == list(range(REFERENCES))
+    for index in set(before) - seen:
+        assert np.array_equal(after[index].record_ids, before[index].record_ids)
+
+    # A reference set that no live version names (a job failed after building it) is an orphan.
+    from workers.pipeline.orphans import scan_orphans
+
+    stray = f"models/{model['id']}/references/{uuid.uuid4()}/weights/000.pt"
+    artifact_store().put(key=stray, data=b"left behind")
+    assert scan_orphans()["references"] >= 1
+    assert not artifact_store().exists(key=stray)
+    assert sorted(refs.manifests(after[0].prefix)) == sorted(after)
 
 
 def test_a_failed_mitigation_brings_the_exact_retrain_forward(
@@ -114,7 +177,7 @@ def test_a_failed_mitigation_brings_the_exact_retrain_forward(
         approximate_policy=NO_OP_POLICY,
     )
     train(api, headers, model["id"])
-    [person] = _people(purchases, 1, skip=2)
+    [person] = people(purchases, 1, skip=2)
     request_id = erase(api, headers, purchases, person)
     final = wait_request(api, headers, request_id)
     assert final["status"] == "completed" and final["mitigated_at"] is None
@@ -127,7 +190,7 @@ def test_a_failed_mitigation_brings_the_exact_retrain_forward(
     jobs = {j["kind"]: j for j in final["jobs"]}
     job = api.get(f"/v1/jobs/{jobs['unlearn']['id']}", headers=headers).json()
     assert job["metrics"]["scheduled_by"] == "fallback"
-    assert _claims(api, headers, request_id)["guarantee"] == "exact"
+    assert certificate_claims(api, headers, request_id)["guarantee"] == "exact"
 
 
 def test_finalize_approximate_is_certified_as_approximate(api, headers, purchases, celery_worker):
@@ -138,18 +201,24 @@ def test_finalize_approximate_is_certified_as_approximate(api, headers, purchase
         strategy="approximate",
         finalize="approximate",
         epochs=5,
+        approximate_policy=GATE_POLICY,
     )
     train(api, headers, model["id"])
-    [person] = _people(purchases, 1, skip=2)
+    [person] = people(purchases, 1, skip=2)
     request_id = erase(api, headers, purchases, person)
     final = wait_request(api, headers, request_id)
     assert final["status"] == "completed"
     assert _active(api, headers, model["id"])["exact"] is False
-    claims = _claims(api, headers, request_id)
+    claims = certificate_claims(api, headers, request_id)
     assert claims["guarantee"] == "approximate"
     [model_claims] = claims["models"]
     assert model_claims["exact"] is False and model_claims["limitations"]
     assert model_claims["verification"]["kind"] == "membership_inference"
+    # The per-record gate's summary, without a score for each erased record.
+    assert model_claims["verification"]["gate"] == "per_record"
+    assert model_claims["verification"]["references"] == REFERENCES
+    assert "memory" in model_claims["verification"]["verification"]
+    assert "record_z" not in model_claims["verification"]["verification"]
 
 
 def test_gate_failure_falls_back_to_retraining(api, headers, purchases, celery_worker):
@@ -163,7 +232,7 @@ def test_gate_failure_falls_back_to_retraining(api, headers, purchases, celery_w
         approximate_policy=NO_OP_POLICY,
     )
     train(api, headers, model["id"])
-    request_ids = [erase(api, headers, purchases, p) for p in _people(purchases, 2, skip=4)]
+    request_ids = [erase(api, headers, purchases, p) for p in people(purchases, 2, skip=4)]
     finals = [wait_request(api, headers, r) for r in request_ids]
     assert [f["status"] for f in finals] == ["completed"] * 2
 
@@ -187,7 +256,7 @@ def test_gate_failure_falls_back_to_retraining(api, headers, purchases, celery_w
     ]
     fallback = events[actions.index("erasure_request.fallback")]["data"]
     assert "membership test: remembers" in fallback["reason"]
-    claims = _claims(api, headers, request_ids[0])
+    claims = certificate_claims(api, headers, request_ids[0])
     assert claims["guarantee"] == "exact"
     [model_claims] = claims["models"]
     assert model_claims["exact"] is True and model_claims["method"] == "retrain"
@@ -208,9 +277,43 @@ def test_a_request_spanning_models_records_each_fallback(api, headers, purchases
     sisa = create_model(api, headers, purchases.dataset_id, shards=2, slices=2, epochs=5)
     for model in (approximate, sisa):
         train(api, headers, model["id"])
-    [person] = _people(purchases, 1, skip=6)
+    [person] = people(purchases, 1, skip=6)
     request_id = erase(api, headers, purchases, person)
     final = wait_request(api, headers, request_id)
     assert final["status"] == "completed", final["status_reason"]
     assert len(final["plan"]["models_affected"]) == 2
     assert _actions(api, headers, request_id).count("erasure_request.fallback") == 1
+
+
+def test_a_version_without_references_is_gated_by_the_pooled_test_and_says_so(
+    api, headers, purchases, celery_worker
+):
+    from workers.pipeline.storage import artifact_store
+
+    model = create_model(
+        api,
+        headers,
+        purchases.dataset_id,
+        strategy="approximate",
+        finalize="approximate",
+        epochs=5,
+        approximate_policy={"verification": {"references": 4}},
+    )
+    trained = train(api, headers, model["id"])
+    prefix = refs.version_row(trained["result_version_id"]).manifest["references_prefix"]
+    for key in artifact_store().list(prefix=f"{prefix}/"):  # as if purged, not yet rebuilt
+        artifact_store().delete(key=key)
+
+    [person] = people(purchases, 1, skip=2)
+    request_id = erase(api, headers, purchases, person)
+    final = wait_request(api, headers, request_id)
+    assert final["status"] == "completed", final["status_reason"]
+    # Accepted or refused (then retrained), the attempt's figures name the test that decided.
+    verification = _job(api, headers, final, "unlearn")["metrics"]["verification"]
+    attempt = verification.get("approximate_attempt", verification)
+    assert attempt["kind"] == "membership_inference"
+    assert attempt["gate"] == "pooled" and attempt["references"] == 0
+    assert "auc" in attempt["verification"]
+    [model_claims] = certificate_claims(api, headers, request_id)["models"]
+    claimed = model_claims["verification"].get("approximate_attempt", model_claims["verification"])
+    assert claimed["gate"] == "pooled" and claimed["references"] == 0

@@ -6,9 +6,9 @@ import uuid
 
 from sqlalchemy import select
 
-from app.registry import versions
-from app.registry.enums import VersionStatus
-from app.registry.models import MlModel, ShardCheckpoint
+from app.registry import purge, versions
+from app.registry.enums import PurgeKind, VersionStatus
+from app.registry.models import MlModel, PurgeItem, ShardCheckpoint
 from app.registry.versions import NewVersion
 
 
@@ -52,7 +52,7 @@ def test_activation_supersedes_and_purge_marks(sqlite_session, model_id):
         erased_records=3,
     )
     assert plan.checkpoint_keys == ["b"] and plan.artifact_keys == ["w1"]
-    assert plan.counts() == {"checkpoints": 1, "artifacts": 1}
+    assert plan.counts() == {"checkpoints": 1, "artifacts": 1, "references": 0}
     assert first.status == VersionStatus.PURGED and first.purged_at is not None
     purged = sqlite_session.scalars(
         select(ShardCheckpoint.key).where(ShardCheckpoint.purged_at.is_not(None))
@@ -75,3 +75,32 @@ def test_activation_and_purge_are_audited(sqlite_session, model_id):
     ).all()
     assert actions == ["model.version_activated", "model.artifacts_purged"]
     assert version.metrics == {"test_accuracy": 0.9}
+
+
+def test_reference_models_are_purged_and_counted_under_their_own_kind(sqlite_session, model_id):
+    job_id = uuid.uuid4()
+    held = ["refs/v1/manifests/001.json", "refs/v1/manifests/000.json"]
+    plan = versions.mark_purged(
+        sqlite_session,
+        model_id=model_id,
+        checkpoint_keys=[],
+        version_ids=[],
+        erased_records=2,
+        job_id=job_id,
+        reference_keys=[*held, held[0]],
+    )
+    assert plan.reference_keys == sorted(held)
+    assert plan.counts() == {"checkpoints": 0, "artifacts": 0, "references": 2}
+    items = sqlite_session.scalars(select(PurgeItem).where(PurgeItem.job_id == job_id)).all()
+    assert sorted((i.kind, i.key) for i in items) == [
+        (PurgeKind.REFERENCE, k) for k in sorted(held)
+    ]
+    assert purge.counts_for_job(sqlite_session, job_id=job_id)["references"] == 0  # not yet gone
+    for item in items:
+        purge.confirm(item)
+    sqlite_session.flush()
+    assert purge.counts_for_job(sqlite_session, job_id=job_id) == {
+        "checkpoints": 0,
+        "artifacts": 0,
+        "references": 2,
+    }

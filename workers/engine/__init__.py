@@ -50,8 +50,11 @@ Approximate unlearning (`workers.engine.approximate`, see its README.md)
 Per-record verification (`workers.engine.verification`)
     GateSettings(references=16, reference_share=0.5, margin=0.25, confidence=0.9, seed=0)
     build_references(*, spec, data, num_classes, settings, store, prefix, device=None,
-                     progress=None) -> list[ReferenceManifest]      once per model version
+                     progress=None, epoch_progress=None) -> list[ReferenceManifest]   per version
+    carry_references(*, store, source, target, spec, data, num_classes, settings)
+        -> list[ReferenceManifest]       copies the previous version's still-valid references
     load_references(*, store, prefix, spec, device=None) -> ReferenceSet
     verify_forgetting(*, model, forget, holdout, references, settings) -> ForgettingVerdict
     read_manifests / references_holding / purge_references        no torch: for the purge
+    stored_references / reference_files                           no torch: what to delete
 """

@@ -1,8 +1,8 @@
 """The last step of every unlearning job, in one transaction: the new version active (never held:
-a fall in test accuracy is flagged instead), older and held versions and checkpoints that hold
-erased records marked purged and their files recorded in the purge outbox, the job done (and with
-it, through the jobs domain's hook, its requests move on). The sweeper deletes the files after the
-commit; the requests complete once they are gone."""
+a fall in test accuracy is flagged instead), older and held versions, checkpoints and reference
+models that hold erased records marked purged and their files recorded in the purge outbox, the
+job done (and with it, through the jobs domain's hook, its requests move on). The sweeper
+deletes the files after the commit; the requests complete once they are gone."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from app.core.broker import SWEEP_PURGE, enqueue_after_commit
 from app.jobs import service as jobs_service
+from app.jobs.enums import JobKind
 from app.registry import holds, versions
 from app.registry.versions import NewVersion
 from workers.pipeline.job_context import JobContext
@@ -32,6 +33,7 @@ def activate(*, ctx: JobContext, forget_ids: np.ndarray, new: NewVersion) -> Non
             erased_record_ids=np.union1d(forget_ids, claimed.record_ids),
             keep=version.id,
             job_id=job.id,
+            closes_requests=job.kind != JobKind.MITIGATE,
         )
         metrics = {**new.metrics, "method": new.method, "purge": purge.counts()}
         alert = holds.flag_quality_drop(session, version=version)

@@ -1,11 +1,16 @@
 """Unlearning a monolithic model.
 
-- `run` (an `unlearn` job) is exact: retraining from scratch on the remaining records. Only for
+- `run` (an `unlearn` job) is exact: retraining from scratch on the remaining records (and, for
+  an approximate model, its reference models, before the new version is activated). Only for
   a model whose operator chose `finalize: approximate` does it try the policy's approximate
   method first, gated by the membership test, retraining when the check fails.
 - `mitigate` (a `mitigate` job) applies the approximate method at once so the active model stops
   exposing the person; its result is activated only when the check passes. It never closes a
   request: the model's scheduled exact job does.
+
+The check is the per-record gate against the base version's reference models; a version without
+them (built before they were, or all purged) is checked by the pooled test instead, and the
+job's figures say which (`gate`, `references`).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from workers.engine.approximate.policy import ApproximatePolicy
 from workers.engine.approximate.workflow import ApproximateOutcome, unlearn_and_verify
 from workers.engine.data import RecordArrays
 from workers.engine.training import accuracy, train_model
+from workers.engine.verification.verdict import ForgettingVerdict
+from workers.pipeline import references
 from workers.pipeline.activation import activate
 from workers.pipeline.job_context import JobContext, load_context
 from workers.pipeline.models_io import load_monolithic, save_monolithic, spec_for
 from workers.pipeline.session import Heartbeat, db_session, enter_stage
-from workers.pipeline.storage import get_record_ids
+from workers.pipeline.storage import REFERENCES_KEY, get_record_ids, prefix_of
 
 MEMBERSHIP = "membership_inference"
 
@@ -43,16 +50,30 @@ def _approximate(
         holdout=ctx.records(split="holdout"),
         test=ctx.records(split="test"),
         policy=ApproximatePolicy.from_dict(ctx.model.approximate_policy or {}),
+        references=references.load(model=ctx.model, manifest=ctx.base.manifest),
         progress=lambda done, total: heart.beat(fraction=0.8 * done / max(total, 1)),
     )
     enter_stage(ctx.job_id, stage=JobStage.VERIFYING)
     return outcome
 
 
+def _gate_figures(outcome: ApproximateOutcome) -> dict[str, Any]:
+    """The approximate attempt's figures, saying which test gated it: the per-record gate with
+    this many reference models, or the pooled test when the base version had none."""
+    verdict = outcome.verification
+    used = verdict.references if isinstance(verdict, ForgettingVerdict) else 0
+    return {
+        "kind": MEMBERSHIP,
+        "gate": "per_record" if used else "pooled",
+        "references": used,
+        **outcome.to_dict(),
+    }
+
+
 def _approximate_metrics(outcome: ApproximateOutcome) -> dict[str, Any]:
     return {
         "test_accuracy": round(outcome.utility_after.test_accuracy, 4),
-        "verification": {"kind": MEMBERSHIP, **outcome.to_dict()},
+        "verification": _gate_figures(outcome),
     }
 
 
@@ -70,8 +91,8 @@ def run(*, job_id: uuid.UUID) -> None:
         if not outcome.fallback_needed:
             _activate_approximate(ctx, forget=forget, outcome=outcome)
             return
-        _fall_back(job_id, reason="; ".join(outcome.reasons), figures=outcome.to_dict())
-        gate = {"kind": MEMBERSHIP, **outcome.to_dict()}
+        gate = _gate_figures(outcome)
+        _fall_back(job_id, reason="; ".join(outcome.reasons), figures=gate)
     else:
         enter_stage(job_id, stage=JobStage.RETRAINING)
     _retrain(ctx, forget=forget, remaining=remaining, heart=heart, gate=gate)
@@ -136,13 +157,35 @@ def _retrain(
     gate: dict[str, Any] | None,
 ) -> None:
     heart.beat(fraction=0.0, force=True)
+    version_id = uuid.uuid4()
+    num_classes = int(ctx.base.manifest["num_classes"])
+    # An approximate model's new version gets its reference models before it is activated:
+    # those of the base that never saw an erased record are carried, the others retrained.
+    pending = references.prepare(
+        model=ctx.model,
+        version_id=version_id,
+        data=remaining,
+        num_classes=num_classes,
+        carry_from=prefix_of(manifest=ctx.base.manifest),
+    )
+    share = 1.0 / (1.0 + (pending.cost if pending is not None else 0.0))
     network = train_model(
         spec=spec_for(ctx.model),
         data=remaining,
-        num_classes=int(ctx.base.manifest["num_classes"]),
+        num_classes=num_classes,
         seed=ctx.model.seed,
-        progress=lambda epoch, total: heart.beat(fraction=epoch / total),
+        progress=lambda epoch, total: heart.beat(fraction=share * epoch / total),
     )
+    metrics: dict[str, Any] = {}
+    if pending is not None:
+        metrics["references"] = references.build(
+            pending=pending,
+            model=ctx.model,
+            data=remaining,
+            num_classes=num_classes,
+            progress=lambda done: heart.beat(fraction=share + (1.0 - share) * done),
+        )
+        references.check_clean(prefix=pending.prefix, erased_record_ids=forget.record_ids)
     enter_stage(ctx.job_id, stage=JobStage.VERIFYING)
     verification: dict[str, Any] = {
         "kind": "exact",
@@ -163,8 +206,11 @@ def _retrain(
         metrics={
             "test_accuracy": round(accuracy(model=network, data=ctx.records(split="test")), 4),
             "verification": verification,
+            **metrics,
         },
         trained_records=len(remaining),
+        version_id=version_id,
+        references_prefix=pending.prefix if pending is not None else None,
     )
 
 
@@ -176,7 +222,8 @@ def _activate_approximate(
     mitigation: bool = False,
 ) -> None:
     # Edited weights still carry what the base version was trained on: the manifest says so,
-    # so that the exact erasure later purges this version too.
+    # so that the exact erasure later purges this version too. It is gated with its base's
+    # reference models, which that erasure purges with it.
     influenced_by = get_record_ids(key=ctx.base.manifest["record_ids_key"])
     metrics = _approximate_metrics(outcome)
     if mitigation:
@@ -190,6 +237,7 @@ def _activate_approximate(
         exact=False,
         metrics=metrics,
         trained_records=int(influenced_by.size) - len(forget),
+        references_prefix=prefix_of(manifest=ctx.base.manifest),
     )
 
 
@@ -203,8 +251,10 @@ def _activate(
     exact: bool,
     metrics: dict[str, Any],
     trained_records: int,
+    version_id: uuid.UUID | None = None,
+    references_prefix: str | None = None,
 ) -> None:
-    version_id = uuid.uuid4()
+    version_id = version_id or uuid.uuid4()
     manifest = save_monolithic(
         model=ctx.model,
         version_id=version_id,
@@ -223,7 +273,11 @@ def _activate(
             id=version_id,
             method=method,
             exact=exact,
-            manifest={**manifest, "exact": exact},
+            manifest={
+                **manifest,
+                "exact": exact,
+                **({REFERENCES_KEY: references_prefix} if references_prefix else {}),
+            },
             trained_records=trained_records,
             metrics=metrics,
             checkpoint_rows=[(manifest["weights_key"], 0, 0)],

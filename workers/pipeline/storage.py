@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import uuid
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from app.core.config import get_settings
 from workers.engine.artifacts import ArtifactStore, LocalArtifactStore
 from workers.engine.checkpoints import CheckpointStore
+
+REFERENCES_KEY = "references_prefix"  # in a version's manifest
 
 
 @lru_cache
@@ -29,6 +32,22 @@ def weights_key(*, model_id: uuid.UUID, version_id: uuid.UUID) -> str:
 def weights_prefix(*, model_id: uuid.UUID) -> str:
     """Where a monolithic model's version weights live: each is purged with its version."""
     return f"models/{model_id}/weights/"
+
+
+def references_root(*, model_id: uuid.UUID) -> str:
+    """Where an approximate model's reference models live, one folder per exact version."""
+    return f"models/{model_id}/references/"
+
+
+def references_prefix(*, model_id: uuid.UUID, version_id: uuid.UUID) -> str:
+    return f"{references_root(model_id=model_id)}{version_id}"
+
+
+def prefix_of(*, manifest: dict[str, Any]) -> str | None:
+    """Where a version's reference models live (its manifest's `REFERENCES_KEY`); None for a
+    version that has none."""
+    prefix = manifest.get(REFERENCES_KEY)
+    return str(prefix) if prefix else None
 
 
 def record_ids_key(*, model_id: uuid.UUID, version_id: uuid.UUID) -> str:

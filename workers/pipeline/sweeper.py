@@ -27,6 +27,7 @@ from app.jobs import service as jobs_service
 from app.registry import purge, versions
 from app.registry.enums import PurgeKind
 from app.registry.models import PurgeItem
+from workers.engine.verification.manifests import reference_files
 from workers.pipeline.session import db_session
 from workers.pipeline.storage import artifact_store, checkpoint_store
 
@@ -50,8 +51,14 @@ def _gone(item: PurgeItem) -> bool:
         checkpoints = checkpoint_store(model_id=item.model_id)
         checkpoints.delete(key=item.key)
         return not checkpoints.has(key=item.key)
-    artifact_store().delete(key=item.key)
-    return not artifact_store().exists(key=item.key)
+    # A reference model is its manifest and its weights, deleted in that order so that a
+    # half-deleted one is never taken for a complete one.
+    keys = (
+        reference_files(manifest_key=item.key) if item.kind == PurgeKind.REFERENCE else [item.key]
+    )
+    for key in keys:
+        artifact_store().delete(key=key)
+    return not any(artifact_store().exists(key=key) for key in keys)
 
 
 def _discarded(item: PurgeItem) -> bool:
@@ -131,6 +138,7 @@ def sweep() -> SweepResult:
                 data={
                     "checkpoints": deleted[(model_id, PurgeKind.CHECKPOINT)],
                     "artifacts": deleted[(model_id, PurgeKind.ARTIFACT)],
+                    "references": deleted[(model_id, PurgeKind.REFERENCE)],
                 },
             )
         session.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import numpy as np
 
@@ -12,11 +13,12 @@ from app.jobs.enums import JobStage
 from app.jobs.models import Job
 from app.registry import holds, versions
 from app.registry.enums import Strategy
-from app.registry.models import MlModel
+from app.registry.models import MlModel, ModelVersion
 from app.registry.versions import NewVersion
 from workers.engine.aggregation import ensemble_accuracy
 from workers.engine.sisa import load_shard_models, train_sisa
 from workers.engine.training import accuracy, train_model
+from workers.pipeline import references
 from workers.pipeline.models_io import (
     save_monolithic,
     sisa_checkpoint_rows,
@@ -25,7 +27,7 @@ from workers.pipeline.models_io import (
 )
 from workers.pipeline.records import count_classes, input_shape_of, load_model_data
 from workers.pipeline.session import Heartbeat, db_session, enter_stage
-from workers.pipeline.storage import checkpoint_store
+from workers.pipeline.storage import REFERENCES_KEY, checkpoint_store, prefix_of
 
 
 def run_training(*, job_id: uuid.UUID) -> None:
@@ -41,6 +43,10 @@ def run_training(*, job_id: uuid.UUID) -> None:
             input_shape=input_shape_of(session, model=model),
         )
         data = load_model_data(session, model=model)
+        active = (
+            session.get(ModelVersion, model.active_version_id) if model.active_version_id else None
+        )
+        carry_from = prefix_of(manifest=active.manifest) if active is not None else None
         session.commit()
     if len(data.train) == 0:
         raise ValueError("the dataset has no training records that are not being erased")
@@ -53,6 +59,8 @@ def run_training(*, job_id: uuid.UUID) -> None:
     version_id = uuid.uuid4()
     max_record_id = int(data.train.record_ids.max())
     started = time.perf_counter()
+    pending: references.PendingReferences | None = None
+    share = 1.0  # of the job's progress that training the model takes
     if model.strategy == Strategy.SISA:
         checkpoints = checkpoint_store(model_id=model.id)
         report = train_sisa(
@@ -73,18 +81,22 @@ def run_training(*, job_id: uuid.UUID) -> None:
         checkpoint_rows = sisa_checkpoint_rows(report.model)
         method = "sisa_train"
     else:
-        epochs = spec.epochs
-
-        def on_epoch(epoch: int, total: int) -> None:
-            heart.beat(fraction=epoch / total)
-
+        # An approximate model's reference models are part of the version, and of the job.
+        pending = references.prepare(
+            model=model,
+            version_id=version_id,
+            data=data.train,
+            num_classes=num_classes,
+            carry_from=carry_from,
+        )
+        share = 1.0 / (1.0 + (pending.cost if pending is not None else 0.0))
         network = train_model(
             spec=spec,
             data=data.train,
             num_classes=num_classes,
             seed=model.seed,
-            epochs=epochs,
-            progress=on_epoch,
+            epochs=spec.epochs,
+            progress=lambda epoch, total: heart.beat(fraction=share * epoch / total),
         )
         test_accuracy = accuracy(model=network, data=data.test)
         manifest = save_monolithic(
@@ -99,12 +111,21 @@ def run_training(*, job_id: uuid.UUID) -> None:
         checkpoint_rows = [(manifest["weights_key"], 0, 0)]
         method = "train"
     seconds = time.perf_counter() - started
-    metrics = {
+    metrics: dict[str, Any] = {
         "test_accuracy": _rounded(test_accuracy),
         "train_records": len(data.train),
         "test_records": len(data.test),
         "train_seconds": round(seconds, 3),
     }
+    if pending is not None:  # before activation: the version is gated with them
+        metrics["references"] = references.build(
+            pending=pending,
+            model=model,
+            data=data.train,
+            num_classes=num_classes,
+            progress=lambda done: heart.beat(fraction=share + (1.0 - share) * done),
+        )
+        manifest[REFERENCES_KEY] = pending.prefix
     new = NewVersion(
         id=version_id,
         method=method,

@@ -43,6 +43,30 @@ def weights_key(*, prefix: str, index: int) -> str:
     return f"{prefix.strip('/')}/weights/{index:03d}.pt"
 
 
+def reference_files(*, manifest_key: str) -> list[str]:
+    """Every blob of the reference whose manifest is (or was) stored under `manifest_key`,
+    manifest first: what deleting it deletes. Needs no manifest to read, so a reference whose
+    manifest is already gone is still found whole."""
+    prefix, sep, name = manifest_key.rpartition("/manifests/")
+    if not sep or not name.endswith(".json") or not name[: -len(".json")].isdigit():
+        raise ValueError("not a reference manifest key")
+    index = int(name[: -len(".json")])
+    return [manifest_key, weights_key(prefix=prefix, index=index)]
+
+
+def stored_references(*, store: ArtifactStore, prefix: str) -> list[str]:
+    """The manifest key of every reference that has any blob under `prefix` (a manifest or
+    weights), by index: what deleting all of them must cover, half-written ones included."""
+    indices = set()
+    for folder, suffix in (("manifests", ".json"), ("weights", ".pt")):
+        start = f"{prefix.strip('/')}/{folder}/"
+        for key in store.list(prefix=start):
+            stem = key[len(start) :]
+            if stem.endswith(suffix) and stem[: -len(suffix)].isdigit():
+                indices.add(int(stem[: -len(suffix)]))
+    return [manifest_key(prefix=prefix, index=index) for index in sorted(indices)]
+
+
 @dataclass(frozen=True, eq=False)
 class ReferenceManifest:
     """One reference model: how it was trained and on which records."""

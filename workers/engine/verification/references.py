@@ -8,11 +8,14 @@ defaults), paid once per model version, when it is trained, and never per reques
 
 After an erasure, `purge_references` deletes the references that trained on an erased record;
 `build_references` on the new version's records then trains only the missing ones and keeps the
-rest (they never saw the erased records, and their records are all still in the data).
+rest (they never saw the erased records, and their records are all still in the data). When each
+version has its own prefix, `carry_references` first copies the previous version's references
+that are still valid for the new records, so that only the others are trained.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +28,7 @@ from workers.engine.architectures import ArchitectureSpec
 from workers.engine.artifacts import ArtifactStore
 from workers.engine.data import RecordArrays
 from workers.engine.sisa import state_from_bytes, state_to_bytes
-from workers.engine.training import build_model, train_model
+from workers.engine.training import EpochProgress, build_model, train_model
 from workers.engine.verification.manifests import (
     ReferenceManifest,
     manifest_key,
@@ -72,12 +75,14 @@ def build_references(
     prefix: str,
     device: torch.device | str | None = None,
     progress: ReferenceProgress | None = None,
+    epoch_progress: EpochProgress | None = None,
 ) -> list[ReferenceManifest]:
     """Train and store the reference models of a model version trained on `data`.
 
     A reference already stored under `prefix` with the same selection and training, whose
     records are all in `data`, is kept; any other is (re)trained. Weights are stored before
-    the manifest, so a manifest is only ever visible for a complete reference.
+    the manifest, so a manifest is only ever visible for a complete reference. `epoch_progress`
+    hears of every epoch of the references trained (a caller that holds a lease renews it).
     """
     training = _training(spec=spec, num_classes=num_classes, input_shape=data.input_shape)
     stored = {m.index: m for m in read_manifests(store=store, prefix=prefix)}
@@ -98,6 +103,7 @@ def build_references(
                     index=index,
                     training=training,
                     device=device,
+                    epoch_progress=epoch_progress,
                 )
             )
         if progress is not None:
@@ -131,6 +137,7 @@ def _train_one(
     index: int,
     training: dict[str, Any],
     device: torch.device | str | None,
+    epoch_progress: EpochProgress | None,
 ) -> ReferenceManifest:
     chosen = data.subset(
         selected_subjects(
@@ -148,6 +155,7 @@ def _train_one(
         num_classes=num_classes,
         seed=training_seed(seed=settings.seed, index=index),
         device=device,
+        progress=epoch_progress,
     )
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     manifest = ReferenceManifest(
@@ -161,6 +169,35 @@ def _train_one(
     store.put(key=weights_key(prefix=prefix, index=index), data=state_to_bytes(state))
     store.put(key=manifest_key(prefix=prefix, index=index), data=manifest.to_json())
     return manifest
+
+
+def carry_references(
+    *,
+    store: ArtifactStore,
+    source: str,
+    target: str,
+    spec: ArchitectureSpec,
+    data: RecordArrays,
+    num_classes: int,
+    settings: GateSettings,
+) -> list[ReferenceManifest]:
+    """Copy to `target` the references under `source` that `build_references` on `data` would
+    keep (same selection and training, every record still in `data`); return their manifests,
+    rewritten for `target`. The others stay where they are: what happens to them is the
+    caller's to decide. Weights go before the manifest, as in `build_references`."""
+    training = _training(spec=spec, num_classes=num_classes, input_shape=data.input_shape)
+    carried = []
+    for manifest in read_manifests(store=store, prefix=source):
+        if manifest.index >= settings.references or not _still_valid(
+            manifest, settings=settings, training=training, data=data
+        ):
+            continue
+        copy = dataclasses.replace(manifest, prefix=target.strip("/"))
+        weights = store.get(key=weights_key(prefix=source, index=manifest.index))
+        store.put(key=weights_key(prefix=target, index=copy.index), data=weights)
+        store.put(key=manifest_key(prefix=target, index=copy.index), data=copy.to_json())
+        carried.append(copy)
+    return carried
 
 
 def load_references(
