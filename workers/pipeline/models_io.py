@@ -11,6 +11,7 @@ from torch import nn
 from app.registry.models import MlModel
 from workers.engine.aggregation import ensemble_predict_proba
 from workers.engine.architectures import ArchitectureSpec, get_architecture
+from workers.engine.device import pick_device
 from workers.engine.sisa import load_shard_models, state_from_bytes, state_to_bytes
 from workers.engine.sisa_model import SisaConfig, SisaModel
 from workers.engine.training import build_model, predict_proba
@@ -78,7 +79,7 @@ def load_monolithic(*, model: MlModel, manifest: dict[str, Any]) -> nn.Module:
         seed=0,
         init_state=state,
     )
-    return network.eval()
+    return network.to(pick_device()).eval()  # LETHE_DEVICE: where this worker computes
 
 
 def predict_version(
