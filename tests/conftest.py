@@ -218,13 +218,20 @@ class WorkerProcess:
             stop_child(self.process, grace=20)
 
 
+# The suite's shared worker once started: the fault suite (tests/faults) stops it while it runs
+# workers of its own, so that a kill always hits the process doing the work.
+SESSION_WORKERS: list[WorkerProcess] = []
+
+
 @pytest.fixture(scope="session")
 def celery_worker(database: str) -> Iterator[WorkerProcess]:
     import redis
 
     worker = WorkerProcess()
     worker.start()
+    SESSION_WORKERS.append(worker)
     yield worker
+    SESSION_WORKERS.remove(worker)
     worker.stop()
     client = redis.Redis.from_url(REDIS_TEST_URL)
     stale = list(client.scan_iter(match=f"{os.environ['LETHE_BROKER_KEY_PREFIX']}*"))

@@ -31,6 +31,7 @@ EVENT_TYPES = {
         )
     ),
     "model.version_activated",
+    "model.version_held",
 }
 
 PROBE = """

@@ -77,11 +77,25 @@ class Settings(BaseSettings):
     mixed_precision: Literal["off", "bf16"] = Field(
         "off", description="bf16 autocast for training on CUDA; changes results, off by default."
     )
+    hold_accuracy_drop: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="A training run whose version's test accuracy is more than this below the "
+        "active version's is held for an admin instead of activated (1 never holds); erasure "
+        "retrains are activated and flagged instead.",
+    )
     orphan_scan_seconds: float = Field(
         600.0, gt=0, description="How often beat deletes stored files that no live row owns."
     )
     reconcile_interval_seconds: float = Field(
         30.0, gt=0, description="How often beat re-enqueues expired jobs and stuck requests."
+    )
+    replan_after_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A request still waiting to be planned after this long is planned again "
+        "(its planning message was lost, or its worker died while planning).",
     )
     api_threads: int = Field(
         2,

@@ -49,7 +49,9 @@ def purge_data(session: Session, *, request: ErasureRequest) -> None:
     suppressed = remember(session, identities=erased, request_id=request.id)
     counts = {"records_deleted": deleted, "subjects_deleted": subjects_deleted}
     request.data_purged_at = utcnow()
-    request.plan = {**(request.plan or {}), "purged": counts}
+    # The subjects' ids go with them: the plan keeps only counts of what it found.
+    kept = {k: v for k, v in (request.plan or {}).items() if k != "subject_ids"}
+    request.plan = {**kept, "purged": counts}
     append_event(
         session,
         actor=SYSTEM_ACTOR,

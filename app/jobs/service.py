@@ -275,6 +275,13 @@ def succeed(
     _changed(session, job, JobChange.SUCCEEDED)
 
 
+def add_metrics(session: Session, *, job_id: uuid.UUID, metrics: dict[str, Any]) -> None:
+    """Merge figures learnt after the job finished (its version's quality, measured later)."""
+    job = session.get(Job, job_id)
+    if job is not None:
+        job.metrics = {**(job.metrics or {}), **metrics}
+
+
 def fail(session: Session, *, job: Job, reason: str) -> None:
     job.status = JobStatus.FAILED
     job.error = reason

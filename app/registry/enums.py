@@ -22,6 +22,10 @@ class VersionStatus(StrEnum):
     ACTIVE = "active"
     SUPERSEDED = "superseded"
     PURGED = "purged"
+    # A training run's version much worse than the active one: kept with its figures, not
+    # activated, until an admin releases (activates) or discards it (`app.registry.holds`).
+    HELD = "held"
+    DISCARDED = "discarded"  # a held version an admin refused; its files go through the outbox
 
 
 class PurgeKind(StrEnum):

@@ -1,7 +1,8 @@
 """The model events webhook subscribers may receive, published in the caller's transaction.
 
-Registering `model.version_activated` here keeps the webhook transport ignorant of models; the
-registry is the one place that says what a version activation tells the outside.
+Registering `model.version_activated` and `model.version_held` here keeps the webhook transport
+ignorant of models; the registry is the one place that says what a version activation (or a
+hold) tells the outside.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from app.webhooks.events import register_event_types
 from app.webhooks.outbox import emit
 
 VERSION_ACTIVATED = "model.version_activated"
+VERSION_HELD = "model.version_held"
 
-register_event_types(VERSION_ACTIVATED)
+register_event_types(VERSION_ACTIVATED, VERSION_HELD)
 
 
 def publish_version_activated(
@@ -27,6 +29,17 @@ def publish_version_activated(
         session,
         client_id=client_id,
         event_type=VERSION_ACTIVATED,
+        data=data,
+        subject=f"model:{data['model_id']}",
+    )
+
+
+def publish_version_held(session: Session, *, client_id: uuid.UUID, data: dict[str, Any]) -> None:
+    """A training run's version was held back for an admin; `data` carries its figures."""
+    emit(
+        session,
+        client_id=client_id,
+        event_type=VERSION_HELD,
         data=data,
         subject=f"model:{data['model_id']}",
     )

@@ -58,7 +58,7 @@ class ModelVersion(Base):
     model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
-    status: Mapped[str] = mapped_column(String(20))  # active, superseded, purged
+    status: Mapped[str] = mapped_column(String(20))  # VersionStatus
     method: Mapped[str] = mapped_column(String(50))
     exact: Mapped[bool] = mapped_column(Boolean, default=True)
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -9,7 +9,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from app.core.auth import ModelsWriter
+from app.core.auth import AdminClient, ModelsWriter
 from app.core.broker import predict_remotely
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
@@ -17,7 +17,7 @@ from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.problems import Answer, problems
 from app.jobs import service as jobs
 from app.jobs.schemas import JobOut, ModelBusy
-from app.registry import service
+from app.registry import holds, service
 from app.registry.schemas import (
     ModelCreate,
     ModelOut,
@@ -71,6 +71,40 @@ def list_versions(
 ) -> list[VersionOut]:
     model = service.get_model(session, client=client, model_id=model_id)
     return [VersionOut.model_validate(v) for v in service.versions(session, model_id=model.id)]
+
+
+@router.post(
+    "/{model_id}/versions/{version_id}/activate",
+    response_model=VersionOut,
+    responses=problems(
+        Answer(409, "The version is not held, or a job of the model is pending or running")
+    ),
+)
+def release_held_version(
+    model_id: uuid.UUID, version_id: uuid.UUID, session: SessionDep, client: AdminClient
+) -> VersionOut:
+    """Activate a held version (admin): the active one is superseded. 409 when the version is
+    not held or a job of the model runs."""
+    version = holds.release(session, client=client, model_id=model_id, version_id=version_id)
+    session.commit()
+    return VersionOut.model_validate(version)
+
+
+@router.post(
+    "/{model_id}/versions/{version_id}/discard",
+    response_model=VersionOut,
+    responses=problems(
+        Answer(409, "The version is not held, or a job of the model is pending or running")
+    ),
+)
+def discard_held_version(
+    model_id: uuid.UUID, version_id: uuid.UUID, session: SessionDep, client: AdminClient
+) -> VersionOut:
+    """Discard a held version (admin): the files only it owns are deleted through the purge
+    outbox. 409 when the version is not held or a job of the model runs."""
+    version = holds.discard(session, client=client, model_id=model_id, version_id=version_id)
+    session.commit()
+    return VersionOut.model_validate(version)
 
 
 @router.post(

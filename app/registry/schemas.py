@@ -108,6 +108,11 @@ class ModelOut(BaseModel):
     approximate_policy: dict[str, JsonValue] | None
     finalize: Finalize
     active_version: VersionOut | None = None
+    held_versions: list[VersionOut] = Field(
+        default_factory=list,
+        description="Versions of training runs much worse than the active one, held for an "
+        "admin to release or discard; `metrics.hold` has their figures",
+    )
     created_at: datetime
 
 

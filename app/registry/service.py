@@ -17,7 +17,7 @@ from app.core.pagination import newest_first
 from app.jobs.models import Job
 from app.jobs.service import create_train_job
 from app.lineage.service import get_dataset
-from app.registry.enums import Finalize, Strategy
+from app.registry.enums import Finalize, Strategy, VersionStatus
 from app.registry.models import MlModel, ModelVersion
 from app.registry.schemas import ModelCreate, ModelOut, VersionOut
 from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
@@ -168,6 +168,14 @@ def to_out(session: Session, model: MlModel) -> ModelOut:
     out = ModelOut.model_validate(model)
     version = active_version(session, model=model)
     out.active_version = VersionOut.model_validate(version) if version else None
+    out.held_versions = [
+        VersionOut.model_validate(v)
+        for v in session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model.id, ModelVersion.status == VersionStatus.HELD)
+            .order_by(ModelVersion.number.desc())
+        )
+    ]
     return out
 
 

@@ -143,3 +143,53 @@ def test_the_evidence_page_shows_the_approximate_figures_and_what_they_mean():
     assert "Pass: the forgotten records score like records the model never saw" in html
     assert html.count("<svg") == 2 and 'role="img"' in html
     assert "0.512" in html and "0.310 \u2013 0.700" in html and "0.200" in html
+
+
+def test_the_model_page_shows_a_held_version_with_its_figures():
+    from app.core.db import utcnow
+    from app.dashboard.views.models import ModelRow, VersionRow
+
+    now = utcnow()
+    row = ModelRow(
+        id=uuid.uuid4(),
+        name="churn",
+        client_name="ml",
+        dataset_name="purchases",
+        architecture="mlp",
+        strategy="retrain",
+        shards=1,
+        slices=1,
+        active_number=1,
+        test_accuracy=0.97,
+    )
+    common = {"method": "train", "exact": True, "erasures": 0, "created_at": now}
+    row.versions = [
+        VersionRow(
+            id=uuid.uuid4(),
+            number=2,
+            status="held",
+            trained_records=900,
+            test_accuracy=0.3,
+            activated_at=None,
+            purged_at=None,
+            hold={"active_test_accuracy": 0.97, "accuracy_drop": 0.67, "threshold": 0.1},
+            **common,
+        ),
+        VersionRow(
+            id=uuid.uuid4(),
+            number=1,
+            status="active",
+            trained_records=300,
+            test_accuracy=0.97,
+            activated_at=now,
+            purged_at=None,
+            **common,
+        ),
+    ]
+    assert [v.number for v in row.held] == [2]
+    html = ENV.get_template("models.html").render(
+        base="/dashboard", officer=None, models=[row], debt=[], single=True
+    )
+    assert "v2, test accuracy 30.0 % against 97.0 % for the active version" in html
+    assert "67.0 points below the active version (limit 10.0)" in html
+    assert 'class="badge badge-held"' in html

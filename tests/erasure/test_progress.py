@@ -152,6 +152,7 @@ def test_a_planned_request_without_models_completes_with_one_event(sqlite_sessio
     sqlite_session.commit()
     # Its rows are gone; the certificate waits for the storage scrub the sweeper confirms.
     assert request.status == S.PLANNED and request.data_purged_at is not None
+    assert "subject_ids" not in request.plan  # the purged subjects' ids go with them
     [scrub] = purge.pending(sqlite_session)
     assert (scrub.kind, scrub.request_id) == ("database", request.id)
     purge.confirm(scrub)

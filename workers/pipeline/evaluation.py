@@ -1,4 +1,5 @@
-"""Measuring a new version's test accuracy after it is active, off the erasure's critical path."""
+"""Measuring a new version's test accuracy after it is active, off the erasure's critical path; a
+fall of more than the hold threshold is flagged on its job (an erasure's version is never held)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import uuid
 
 import numpy as np
 
-from app.registry import versions
+from app.jobs import service as jobs_service
+from app.registry import holds, versions
 from app.registry.models import MlModel, ModelVersion
 from workers.pipeline.models_io import predict_version
 from workers.pipeline.records import load_records
@@ -34,5 +36,11 @@ def evaluate_version(*, version_id: uuid.UUID) -> float | None:
         accuracy = round(float(np.mean(scores.argmax(axis=1) == test.labels)), 4)
     with db_session() as session:
         versions.record_test_accuracy(session, version_id=version_id, accuracy=accuracy)
+        measured = session.get(ModelVersion, version_id)
+        alert = holds.flag_quality_drop(session, version=measured) if measured else None
+        if alert is not None and measured is not None and measured.job_id is not None:
+            jobs_service.add_metrics(
+                session, job_id=measured.job_id, metrics={"quality_alert": alert}
+            )
         session.commit()
     return accuracy

@@ -61,7 +61,8 @@ def scan_orphans() -> dict[str, int]:
                 for v in session.scalars(
                     select(ModelVersion).where(
                         ModelVersion.model_id == model_id,
-                        ModelVersion.status != VersionStatus.PURGED,
+                        # Held versions own their files; discarded ones go to the outbox.
+                        ModelVersion.status.not_in([VersionStatus.PURGED, VersionStatus.DISCARDED]),
                     )
                 )
                 for k in ARTIFACT_KEYS

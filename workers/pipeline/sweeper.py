@@ -3,6 +3,10 @@ on the next sweep until it is; then the requests waiting on those items move on 
 and get their certificate in a later transaction, so the chain head a certificate anchors
 includes the deletions it certifies).
 
+A checkpoint of a discarded held version waits while a job of its model runs, and is kept (not
+deleted) once a live version owns it again: checkpoints are keyed by their content, so training on
+the same records again produces the same one.
+
 The database item is a storage scrub after erased rows were deleted: on SQLite (which runs with
 `secure_delete`, so freed pages are zeroed) a WAL checkpoint that truncates the log; on Postgres
 a `VACUUM` of the tables that held them.
@@ -19,7 +23,8 @@ from sqlalchemy import text
 
 from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.db import get_engine
-from app.registry import purge
+from app.jobs import service as jobs_service
+from app.registry import purge, versions
 from app.registry.enums import PurgeKind
 from app.registry.models import PurgeItem
 from workers.pipeline.session import db_session
@@ -47,6 +52,12 @@ def _gone(item: PurgeItem) -> bool:
         return not checkpoints.has(key=item.key)
     artifact_store().delete(key=item.key)
     return not artifact_store().exists(key=item.key)
+
+
+def _discarded(item: PurgeItem) -> bool:
+    """An item of a discarded held version (no erasure waits on it). Checkpoints are keyed by
+    their content, so a later training run may produce, and reuse, the same one."""
+    return item.job_id is None and item.request_id is None
 
 
 def _describe(exc: Exception) -> str:
@@ -81,10 +92,22 @@ def sweep() -> SweepResult:
     scrubs: list[int] = []
     with db_session() as session:
         deleted: Counter[tuple[str, str]] = Counter()
+        running = jobs_service.models_running(session)
+        live: dict[uuid.UUID, set[str]] = {}
         for item in purge.pending(session):
             if item.kind == PurgeKind.DATABASE:
                 scrubs.append(item.id)
                 continue
+            if item.kind == PurgeKind.CHECKPOINT and item.model_id is not None:
+                if _discarded(item) and item.model_id in running:
+                    continue  # a running job may be reusing it (same records, same key)
+                if item.key in live.setdefault(
+                    item.model_id,
+                    set(versions.live_checkpoint_keys(session, model_id=item.model_id)),
+                ):
+                    purge.confirm(item)  # a later version trained the same checkpoint: kept
+                    item.last_error = "kept: a live version owns this checkpoint again"
+                    continue
             try:
                 if not _gone(item):
                     raise RuntimeError("still present after deletion")

@@ -10,7 +10,7 @@ import numpy as np
 from app.jobs import service as jobs_service
 from app.jobs.enums import JobStage
 from app.jobs.models import Job
-from app.registry import versions
+from app.registry import holds, versions
 from app.registry.enums import Strategy
 from app.registry.models import MlModel
 from app.registry.versions import NewVersion
@@ -118,7 +118,13 @@ def run_training(*, job_id: uuid.UUID) -> None:
         running = jobs_service.running_job(session, job_id=job_id)
         if running is None:
             raise RuntimeError("the job is no longer running; its result is discarded")
-        version = versions.activate(session, model_id=model.id, job_id=job_id, new=new)
+        # A version much worse than the active one is held for an admin, not activated.
+        drop = holds.training_drop(session, model_id=model.id, accuracy=metrics["test_accuracy"])
+        if drop is None:
+            version = versions.activate(session, model_id=model.id, job_id=job_id, new=new)
+        else:
+            version = holds.hold(session, model_id=model.id, job_id=job_id, new=new, drop=drop)
+            metrics = {**metrics, **drop.job_metrics()}
         jobs_service.succeed(session, job=running, result_version_id=version.id, metrics=metrics)
         session.commit()
 

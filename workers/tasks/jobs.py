@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.core.broker import (
     EVALUATE_VERSION,
@@ -38,7 +39,6 @@ from workers.pipeline.session import db_session
 
 log = structlog.get_logger(__name__)
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
-STUCK_REQUEST_AFTER = timedelta(seconds=60)
 RING_AHEAD = timedelta(minutes=10)
 
 
@@ -46,7 +46,20 @@ def _lease() -> timedelta:
     return timedelta(seconds=get_settings().job_lease_seconds)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """The database connection was lost or the database refused the run for a while (a restart,
+    a failover, a dropped connection, a deadlock): nothing is wrong with the job itself."""
+    return isinstance(exc, OperationalError | InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
+
+
 def _fail(job_id: uuid.UUID, exc: BaseException) -> None:
+    if _interrupted(exc):
+        # Interrupted, not failed: the job keeps its lease, which runs out, and the reconciler
+        # runs it again (within its attempts), as after a worker's crash.
+        log.warning("job_interrupted", job_id=str(job_id), error_type=type(exc).__name__)
+        return
     reason = f"{type(exc).__name__}: {exc}"[:2000]
     log.error("job_failed", job_id=str(job_id), error_type=type(exc).__name__)
     with db_session() as session:
@@ -193,7 +206,8 @@ def reconcile() -> dict[str, int]:
             if job.model_id not in running_models and job.id not in to_run:
                 to_run.append(job.id)
                 counts["rung"] += 1
-        stuck = left_unplanned(session, before=utcnow() - STUCK_REQUEST_AFTER)
+        replan_after = timedelta(seconds=get_settings().replan_after_seconds)
+        stuck = left_unplanned(session, before=utcnow() - replan_after)
     for job_id in to_run:
         enqueue(RUN_JOB, args=[str(job_id)], queue=TRAINING_QUEUE)
     for request_id in stuck:

@@ -1,4 +1,5 @@
-"""Models: their versions with status, strategy and accuracy, and the erasures each absorbed."""
+"""Models: their versions with status, strategy and accuracy, and the erasures each absorbed;
+held versions with the figures that held them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,6 +16,7 @@ from app.core.auth import ApiClient
 from app.jobs.enums import JobKind, JobStatus
 from app.jobs.models import Job, JobRequest
 from app.lineage.models import Dataset
+from app.registry.enums import VersionStatus
 from app.registry.models import MlModel, ModelVersion
 
 
@@ -30,6 +33,8 @@ class VersionRow:
     created_at: datetime
     activated_at: datetime | None
     purged_at: datetime | None
+    # A held version's figures: the active version's accuracy, the fall and the threshold.
+    hold: dict[str, Any] | None = None
 
 
 @dataclass
@@ -47,6 +52,10 @@ class ModelRow:
     erasures: int = 0
     versions: list[VersionRow] = field(default_factory=list)
     running_job: str | None = None
+
+    @property
+    def held(self) -> list[VersionRow]:
+        return [v for v in self.versions if v.status == VersionStatus.HELD]
 
 
 def _accuracy(version: ModelVersion) -> float | None:
@@ -119,6 +128,9 @@ def models(session: Session, *, model_id: uuid.UUID | None = None) -> list[Model
                     created_at=version.created_at,
                     activated_at=version.activated_at,
                     purged_at=version.purged_at,
+                    hold=(version.metrics or {}).get("hold")
+                    if version.status == VersionStatus.HELD
+                    else None,
                 )
             )
             if version.id == model.active_version_id:
