@@ -6,8 +6,9 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_BROKER = "filesystem://"
@@ -120,6 +121,12 @@ class Settings(BaseSettings):
         description="Ed25519 key (`whsk_` + base64 of the 32-byte seed) that signs deliveries to "
         "a request's `callback_url`; generated under var_dir when unset.",
     )
+    public_base_url: str = Field(
+        "",
+        description="Where clients reach this API (`https://host` or `https://host/prefix`), for "
+        "the absolute URLs it hands out (OpenDSR's `processor_certificate`); never taken from a "
+        "request. Empty: `https://<opendsr_processor_domain>`.",
+    )
     opendsr_processor_domain: str = Field(
         "localhost",
         description="The domain named in `X-OpenDSR-Processor-Domain`; the certificate's subject.",
@@ -138,6 +145,26 @@ class Settings(BaseSettings):
     dashboard_idle_minutes: float = Field(
         30.0, gt=0, description="A dashboard sign-in ends after this long without a page view."
     )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError("must be an http(s) URL without query or fragment")
+        return value
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        return self.public_base_url or f"https://{self.opendsr_processor_domain}"
 
     @property
     def is_embedded(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.opendsr.enums import OpenDsrStatus
+from app.opendsr.mapping import ApiVersion
 from app.opendsr.signing import DOMAIN_HEADER, SIGNATURE_HEADER
 
 RFC3339 = "RFC 3339, UTC, whole seconds."
@@ -20,7 +21,7 @@ class SupportedIdentity(BaseModel):
 
 
 class Discovery(BaseModel):
-    api_version: str
+    api_version: ApiVersion
     supported_identities: list[SupportedIdentity]
     supported_subject_request_types: list[str]
     processor_certificate: str = Field(description="The URL of the signing certificate (PEM).")
@@ -31,7 +32,7 @@ class RequestReceived(BaseModel):
     expected_completion_time: str = Field(description=RFC3339)
     received_time: str = Field(description=RFC3339)
     subject_request_id: uuid.UUID
-    api_version: str
+    api_version: ApiVersion
 
 
 class RequestStatusOut(BaseModel):
@@ -39,7 +40,7 @@ class RequestStatusOut(BaseModel):
     expected_completion_time: str = Field(description=RFC3339)
     subject_request_id: uuid.UUID
     request_status: OpenDsrStatus
-    api_version: str
+    api_version: ApiVersion
     extensions: dict[str, dict[str, JsonValue]] = Field(
         description="Lethe's details (its request id and status), under the processor domain."
     )
@@ -49,7 +50,7 @@ class RequestCancelled(BaseModel):
     controller_id: str
     subject_request_id: uuid.UUID
     received_time: str = Field(description=RFC3339)
-    api_version: str
+    api_version: ApiVersion
 
 
 class ErrorDetail(BaseModel):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from app.erasure.enums import RequestStatus
 from app.lineage.identity import IdentityFormat, IdentityType
 from app.opendsr.enums import OpenDsrStatus
 
-API_VERSION = "2.0"
+ApiVersion = Literal["2.0"]  # what a request's `api_version` may name
+API_VERSION: ApiVersion = "2.0"
+API_VERSIONS: tuple[str, ...] = get_args(ApiVersion)
 SUBJECT_REQUEST_TYPES = ("erasure",)
 REGULATIONS = ("gdpr", "ccpa")
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.core.auth import RequestsReader, RequestsWriter
 from app.core.db import SessionDep
@@ -31,6 +31,16 @@ router = APIRouter(prefix="/opendsr/v1", tags=["opendsr"], route_class=OpenDsrRo
 PEM = "application/x-pem-file"
 # A `subject_request_id` is its request's idempotency key.
 REUSED = problems(Answer(409, "A request with this subject_request_id is still being received"))
+AMBIGUOUS = problems(
+    Answer(409, "An admin key named a subject_request_id that several controllers used")
+)
+ControllerId = Annotated[
+    uuid.UUID | None,
+    Query(
+        description="Admin keys: the controller whose request this is, when several "
+        "controllers used the same `subject_request_id`."
+    ),
+]
 
 
 def signed_json(status: int, body: dict[str, Any] | bytes) -> Response:
@@ -41,9 +51,10 @@ def signed_json(status: int, body: dict[str, Any] | bytes) -> Response:
 
 
 @router.get("/discovery", response_model=Discovery, responses=signed(200))
-def discovery(request: Request) -> Response:
-    certificate_url = str(request.url_for("opendsr_certificate"))
-    return signed_json(200, service.discovery(certificate_url=certificate_url))
+def discovery() -> Response:
+    """What this processor supports; `processor_certificate` is built from
+    `LETHE_PUBLIC_BASE_URL` (or the processor domain), never from the request."""
+    return signed_json(200, service.discovery())
 
 
 class PemResponse(Response):
@@ -51,7 +62,7 @@ class PemResponse(Response):
 
 
 @router.get(
-    "/certificate.pem",
+    service.CERTIFICATE_PATH.removeprefix(router.prefix),
     name="opendsr_certificate",
     response_class=PemResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
@@ -80,25 +91,29 @@ def submit(
         client_id=client.id,
         key=f"opendsr:{body.subject_request_id}",
     )
-    payload = body.model_dump(mode="json")
-
-    def call() -> dict[str, Any]:
-        row, erasure = service.submit(
-            session, client=client, body=body, fingerprint=once.fingerprint(payload)
-        )
-        return service.creation_body(row, erasure)
-
-    response = once.run(201, call, body=payload)
-    return signed_json(response.status_code, bytes(response.body))
+    status, raw = service.submit_once(session, client=client, body=body, once=once)
+    return signed_json(status, raw)
 
 
 @router.get(
-    "/requests/{subject_request_id}", response_model=RequestStatusOut, responses=signed(200)
+    "/requests/{subject_request_id}",
+    response_model=RequestStatusOut,
+    responses=signed(200) | AMBIGUOUS,
 )
 def request_status(
-    subject_request_id: uuid.UUID, session: SessionDep, client: RequestsReader
+    subject_request_id: uuid.UUID,
+    session: SessionDep,
+    client: RequestsReader,
+    controller_id: ControllerId = None,
 ) -> Response:
-    row, erasure = service.find(session, client=client, subject_request_id=subject_request_id)
+    """The request's status. A key sees its own client's requests; an admin key every
+    client's."""
+    row, erasure = service.find(
+        session,
+        client=client,
+        subject_request_id=subject_request_id,
+        controller_id=controller_id,
+    )
     return signed_json(200, service.status(row, erasure))
 
 
@@ -106,11 +121,16 @@ def request_status(
     "/requests/{subject_request_id}",
     status_code=202,
     response_model=RequestCancelled,
-    responses=signed(202),
+    responses=signed(202) | AMBIGUOUS,
 )
-def cancel(subject_request_id: uuid.UUID, session: SessionDep, client: RequestsWriter) -> Response:
+def cancel(
+    subject_request_id: uuid.UUID,
+    session: SessionDep,
+    client: RequestsWriter,
+    controller_id: ControllerId = None,
+) -> Response:
     row, received_time = service.cancel(
-        session, client=client, subject_request_id=subject_request_id
+        session, client=client, subject_request_id=subject_request_id, controller_id=controller_id
     )
     session.commit()
     return signed_json(202, service.cancellation_body(row, received_time=received_time))

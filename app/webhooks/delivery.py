@@ -1,5 +1,8 @@
 """Sending outbox rows: claim, sign, POST, record, schedule the next attempt.
 
+A 2xx from a destination also ends the back-off of its other pending deliveries
+(`streams.release_destination`): a receiver back from an outage gets them at once.
+
 Every function takes `now`, the clock that decides what is due and when the next attempt is
 (tests pass their own); the `webhook-timestamp` header always carries the real sending time,
 because receivers compare it with their own clock. Functions here commit.
@@ -30,6 +33,7 @@ from app.webhooks.models import (
     WebhookEndpoint,
 )
 from app.webhooks.signing import Outgoing, signer_for
+from app.webhooks.streams import release_destination
 from app.webhooks.urls import UnsafeUrl, check_url
 
 log = structlog.get_logger(__name__)
@@ -73,7 +77,8 @@ class Attempt:
 def retry_at(
     *, first_attempt_at: datetime, attempts: int, now: datetime, retry_after: timedelta | None
 ) -> datetime | None:
-    """When attempt number `attempts + 1` is due, or None when `attempts` were the last."""
+    """When attempt number `attempts + 1` of a round is due, or None when `attempts` were the
+    last (a round starts with the first attempt, or with a redelivery)."""
     if attempts >= MAX_ATTEMPTS:
         return None
     offset = RETRY_OFFSETS[attempts - 1]
@@ -208,6 +213,7 @@ def _record(session: Session, *, delivery_id: int, attempt: Attempt, now: dateti
     delivery = session.get(D, delivery_id, with_for_update=True, populate_existing=True)
     assert delivery is not None
     delivery.attempts += 1
+    delivery.round_attempts += 1
     delivery.first_attempt_at = delivery.first_attempt_at or now
     delivery.last_attempt_at = now
     delivery.last_status_code = attempt.status_code
@@ -220,9 +226,12 @@ def _record(session: Session, *, delivery_id: int, attempt: Attempt, now: dateti
         "duration_ms": attempt.duration_ms,
     }
     delivery.attempt_log = [*delivery.attempt_log, entry][-ATTEMPT_LOG_LIMIT:]
+    released = 0
     if attempt.succeeded:
         _finish(delivery, status=DeliveryStatus.SUCCEEDED, reason=None)
         delivery.succeeded_at = now
+        session.flush()
+        released = release_destination(session, delivery=delivery, now=now)
     elif attempt.status_code == 410:
         _finish(delivery, status=DeliveryStatus.DEAD, reason="HTTP 410: the receiver is gone")
         if delivery.endpoint_id is not None:
@@ -232,7 +241,7 @@ def _record(session: Session, *, delivery_id: int, attempt: Attempt, now: dateti
     else:
         delivery.next_attempt_at = retry_at(
             first_attempt_at=delivery.first_attempt_at,
-            attempts=delivery.attempts,
+            attempts=delivery.round_attempts,
             now=now,
             retry_after=attempt.retry_after,
         )
@@ -248,6 +257,13 @@ def _record(session: Session, *, delivery_id: int, attempt: Attempt, now: dateti
         status_code=attempt.status_code,
         outcome=delivery.status,
     )
+    if released:
+        log.info(
+            "webhook_backoff_ended",
+            endpoint_id=str(delivery.endpoint_id) if delivery.endpoint_id else None,
+            target=delivery.target,
+            released=released,
+        )
     return delivery
 
 

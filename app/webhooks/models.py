@@ -26,6 +26,13 @@ class DeliveryStatus(StrEnum):
     CANCELLED = "cancelled"  # its endpoint was deleted
 
 
+class Ordering(StrEnum):
+    """How an endpoint's deliveries wait for each other."""
+
+    ORDERED = "ordered"  # after the earlier undelivered ones of the same request, or model
+    INDEPENDENT = "independent"  # each on its own: no waiting
+
+
 class Target(StrEnum):
     ENDPOINT = "endpoint"  # a registered endpoint: Standard Webhooks `v1` (HMAC) signatures
     CALLBACK = "callback"  # a request's own `callback_url`: `v1a` (Ed25519) signatures
@@ -46,6 +53,9 @@ class WebhookEndpoint(Base):
     previous_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=EndpointStatus.ACTIVE.value)
+    ordering: Mapped[str] = mapped_column(
+        String(16), default=Ordering.ORDERED.value, server_default=Ordering.ORDERED.value
+    )
     disabled_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -54,8 +64,11 @@ class WebhookEndpoint(Base):
 class WebhookDelivery(Base):
     """One message to one URL: the outbox row, and the truth about its delivery.
 
-    Deliveries with the same `stream` (one target and one subject, e.g. one erasure request)
-    are sent strictly in `id` order: a later one waits while an earlier one is pending.
+    Deliveries with the same `stream` (one destination and one subject, e.g. one erasure
+    request or one model) are sent strictly in `id` order: a later one waits while an earlier
+    one is pending. To an `independent` endpoint, each delivery is a stream of its own.
+    `attempts` counts every attempt ever made; `round_attempts` those since the last
+    redelivery, which the retry schedule follows.
     """
 
     __tablename__ = "webhook_deliveries"
@@ -81,6 +94,7 @@ class WebhookDelivery(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    round_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     first_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

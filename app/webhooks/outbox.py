@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
 from app.webhooks.events import check_known, message, new_message_id, subscribed
-from app.webhooks.models import EndpointStatus, Target, WebhookDelivery, WebhookEndpoint
+from app.webhooks.models import (
+    EndpointStatus,
+    Ordering,
+    Target,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from app.webhooks.queue import add_delivery
 
 
@@ -37,8 +43,9 @@ def publish(
 ) -> list[WebhookDelivery]:
     """Queue `event_type` for the client's subscribed endpoints and for `direct_urls`.
 
-    Messages with the same `subject` (e.g. `model:<id>`) reach each destination in the order
-    they were published. `direct_urls` share no secret with us, so they get `v1a` signatures.
+    Messages with the same `subject` (e.g. `erasure_request:<id>`, `model:<id>`) reach each
+    destination in the order they were published, unless the endpoint is `independent`.
+    `direct_urls` share no secret with us, so they get `v1a` signatures.
     With `ring=False` no task is enqueued at commit and the beat sweep picks the rows up.
     """
     check_known(event_type)
@@ -52,12 +59,12 @@ def publish(
         )
         .order_by(WebhookEndpoint.created_at)
     )
-    targets: list[tuple[Target, str, uuid.UUID | None]] = [
-        (Target.ENDPOINT, endpoint.url, endpoint.id)
+    targets: list[tuple[Target, str, uuid.UUID | None, Ordering]] = [
+        (Target.ENDPOINT, endpoint.url, endpoint.id, Ordering(endpoint.ordering))
         for endpoint in endpoints
         if subscribed(endpoint.events, event_type)
     ]
-    targets += [(Target.CALLBACK, url, None) for url in direct_urls]
+    targets += [(Target.CALLBACK, url, None, Ordering.ORDERED) for url in direct_urls]
     return [
         add_delivery(
             session,
@@ -70,9 +77,10 @@ def publish(
             subject=subject,
             endpoint_id=endpoint_id,
             erasure_request_id=erasure_request_id,
+            ordering=ordering,
             ring=ring,
         )
-        for target, url, endpoint_id in targets
+        for target, url, endpoint_id, ordering in targets
     ]
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from app.core.auth import RequestsReader, RequestsWriter
 from app.core.db import SessionDep
@@ -19,9 +20,11 @@ from app.webhooks.schemas import (
     DeliveryPage,
     EndpointCreate,
     EndpointOut,
+    EndpointUpdate,
     EndpointWithSecret,
     RotateSecret,
     SigningKeyOut,
+    WaitingOn,
 )
 from app.webhooks.signing import callback_public_key
 
@@ -29,9 +32,7 @@ router = APIRouter(tags=["webhooks"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 ENDPOINTS = "/v1/webhook-endpoints"
-NOT_REDELIVERABLE = problems(
-    Answer(409, "The delivery cannot be sent again now, or its endpoint is no longer active")
-)
+NOT_REDELIVERABLE = problems(Answer(409, "The delivery's endpoint is disabled or deleted"))
 
 
 def _endpoint_out(endpoint: WebhookEndpoint, *, secret: str | None = None) -> dict[str, Any]:
@@ -43,8 +44,26 @@ def _endpoint_out(endpoint: WebhookEndpoint, *, secret: str | None = None) -> di
     return out.model_dump(mode="json")
 
 
-def _delivery_out(delivery: WebhookDelivery) -> dict[str, Any]:
-    return DeliveryOut.model_validate(delivery).model_dump(mode="json")
+def _delivery_out(delivery: WebhookDelivery, blocker: WebhookDelivery | None) -> dict[str, Any]:
+    fields = {
+        name: getattr(delivery, name) for name in DeliveryOut.model_fields.keys() - {"waiting_on"}
+    }
+    fields["waiting_on"] = None
+    if blocker is not None:
+        # Its own `next_attempt_at` means nothing while it waits: the blocker's is the news.
+        fields["next_attempt_at"] = None
+        fields["waiting_on"] = WaitingOn(
+            delivery_id=blocker.id,
+            event_type=blocker.event_type,
+            attempts=blocker.attempts,
+            next_attempt_at=blocker.next_attempt_at,
+        )
+    return DeliveryOut.model_validate(fields).model_dump(mode="json")
+
+
+def _deliveries_out(session: Session, rows: list[WebhookDelivery]) -> list[dict[str, Any]]:
+    blockers = service.waiting(session, deliveries=rows)
+    return [_delivery_out(d, blockers.get(d.id)) for d in rows]
 
 
 @router.post(
@@ -58,7 +77,7 @@ def create_endpoint(
 ) -> JSONResponse:
     def call() -> dict[str, Any]:
         endpoint, secret = service.create_endpoint(
-            session, client=client, url=str(body.url), events=body.events
+            session, client=client, url=str(body.url), events=body.events, ordering=body.ordering
         )
         return _endpoint_out(endpoint, secret=secret)
 
@@ -75,6 +94,18 @@ def get_endpoint(
     endpoint_id: uuid.UUID, session: SessionDep, client: RequestsReader
 ) -> dict[str, Any]:
     return _endpoint_out(service.get_endpoint(session, client=client, endpoint_id=endpoint_id))
+
+
+@router.patch(ENDPOINTS + "/{endpoint_id}", response_model=EndpointOut)
+def update_endpoint(
+    endpoint_id: uuid.UUID, body: EndpointUpdate, session: SessionDep, client: RequestsWriter
+) -> dict[str, Any]:
+    """Change the endpoint's `ordering`."""
+    endpoint = service.set_ordering(
+        session, client=client, endpoint_id=endpoint_id, ordering=body.ordering
+    )
+    session.commit()
+    return _endpoint_out(endpoint)
 
 
 @router.delete(ENDPOINTS + "/{endpoint_id}", status_code=204)
@@ -120,7 +151,7 @@ def endpoint_deliveries(
     rows, next_cursor = service.list_deliveries(
         session, client=client, endpoint_id=endpoint_id, status=status, cursor=cursor, limit=limit
     )
-    return {"items": [_delivery_out(d) for d in rows], "next_cursor": next_cursor}
+    return {"items": _deliveries_out(session, rows), "next_cursor": next_cursor}
 
 
 @router.post(
@@ -136,12 +167,15 @@ def redeliver_to_endpoint(
     client: RequestsWriter,
     once: Idempotent,
 ) -> JSONResponse:
+    """Send the delivery now, with the same `webhook-id`, in a fresh round of attempts: a
+    finished one again, a pending one at once instead of at `next_attempt_at` (one that waits
+    for earlier deliveries of its request or model goes right after them, sent now too)."""
+
     def call() -> dict[str, Any]:
-        return _delivery_out(
-            service.redeliver(
-                session, client=client, delivery_id=delivery_id, endpoint_id=endpoint_id
-            )
+        delivery = service.redeliver(
+            session, client=client, delivery_id=delivery_id, endpoint_id=endpoint_id
         )
+        return _deliveries_out(session, [delivery])[0]
 
     return once.run(202, call)
 
@@ -164,7 +198,7 @@ def all_deliveries(
         cursor=cursor,
         limit=limit,
     )
-    return {"items": [_delivery_out(d) for d in rows], "next_cursor": next_cursor}
+    return {"items": _deliveries_out(session, rows), "next_cursor": next_cursor}
 
 
 @router.post(
@@ -176,8 +210,13 @@ def all_deliveries(
 def redeliver(
     delivery_id: DeliveryId, session: SessionDep, client: RequestsWriter, once: Idempotent
 ) -> JSONResponse:
+    """Send the delivery now, with the same `webhook-id`, in a fresh round of attempts: a
+    finished one again, a pending one at once instead of at `next_attempt_at` (one that waits
+    for earlier deliveries of its request or model goes right after them, sent now too)."""
+
     def call() -> dict[str, Any]:
-        return _delivery_out(service.redeliver(session, client=client, delivery_id=delivery_id))
+        delivery = service.redeliver(session, client=client, delivery_id=delivery_id)
+        return _deliveries_out(session, [delivery])[0]
 
     return once.run(202, call)
 

@@ -8,7 +8,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, JsonValue, field_
 from pydantic_core import PydanticCustomError
 
 from app.webhooks.events import ALL_EVENTS, event_types
-from app.webhooks.models import DeliveryStatus, EndpointStatus, Target
+from app.webhooks.models import DeliveryStatus, EndpointStatus, Ordering, Target
 
 MAX_OVERLAP_HOURS = 7 * 24
 
@@ -28,6 +28,13 @@ def _events_schema(schema: dict[str, Any]) -> None:
     _subscribed_schema(schema)
 
 
+ORDERING = (
+    "`ordered`: a delivery waits while an earlier one about the same erasure request (or, for "
+    "model events, the same model) is undelivered and being retried; `independent`: no "
+    "delivery waits for another."
+)
+
+
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +44,7 @@ class EndpointCreate(BaseModel):
         description="Event types to receive, or `*` for all of them.",
         json_schema_extra=_events_schema,
     )
+    ordering: Ordering = Field(Ordering.ORDERED, description=ORDERING)
 
     @field_validator("url")
     @classmethod
@@ -63,6 +71,15 @@ class EndpointCreate(BaseModel):
         return sorted(set(events))
 
 
+class EndpointUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ordering: Ordering = Field(
+        description=ORDERING + " Deliveries queued later follow the new ordering; a change to "
+        "`independent` also ends the waiting of pending ones."
+    )
+
+
 class RotateSecret(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -83,6 +100,7 @@ class EndpointOut(BaseModel):
         description="Event types received, or `*`.", json_schema_extra=_subscribed_schema
     )
     status: EndpointStatus
+    ordering: Ordering = Field(description=ORDERING)
     disabled_reason: str | None
     previous_secret_expires_at: datetime | None
     created_at: datetime
@@ -108,9 +126,17 @@ class DeliveryAttempt(BaseModel):
     duration_ms: int | None = None
 
 
-class DeliveryOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class WaitingOn(BaseModel):
+    """The earlier delivery of the same stream (same destination, same erasure request or
+    model) that a pending delivery waits for."""
 
+    delivery_id: int
+    event_type: str
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="When that delivery is next attempted.")
+
+
+class DeliveryOut(BaseModel):
     id: int
     message_id: str = Field(description="The `webhook-id` header; the same on every attempt.")
     event_type: str = Field(
@@ -121,9 +147,19 @@ class DeliveryOut(BaseModel):
     endpoint_id: uuid.UUID | None
     erasure_request_id: uuid.UUID | None
     status: DeliveryStatus
-    attempts: int
-    next_attempt_at: datetime | None
-    first_attempt_at: datetime | None
+    attempts: int = Field(description="Every attempt made, redeliveries included.")
+    next_attempt_at: datetime | None = Field(
+        description="When the next attempt is due. None once finished, and while `waiting_on` "
+        "names the delivery this one waits for: it is attempted right after that one succeeds "
+        "or is given up."
+    )
+    waiting_on: WaitingOn | None = Field(
+        description="The earlier undelivered delivery this pending one waits for."
+    )
+    first_attempt_at: datetime | None = Field(
+        description="The first attempt since the delivery was queued or last redelivered; the "
+        "retry schedule counts from it."
+    )
     last_attempt_at: datetime | None
     last_status_code: int | None
     last_error: str | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -15,11 +16,13 @@ from app.core.errors import NotFound, ProblemError
 from app.webhooks.models import (
     DeliveryStatus,
     EndpointStatus,
+    Ordering,
     WebhookDelivery,
     WebhookEndpoint,
 )
-from app.webhooks.queue import ring_after_commit
+from app.webhooks.queue import own_stream, ring_after_commit
 from app.webhooks.signing import new_secret
+from app.webhooks.streams import expedite, waiting_on
 from app.webhooks.urls import Unresolvable, UnsafeUrl, check_url
 
 MAX_ENDPOINTS_PER_CLIENT = 20
@@ -36,7 +39,7 @@ def _audit(session: Session, *, client: ApiClient, action: str, endpoint: Webhoo
         action=f"webhook_endpoint.{action}",
         entity_type="webhook_endpoint",
         entity_id=str(endpoint.id),
-        data={"events": endpoint.events, "status": endpoint.status},
+        data={"events": endpoint.events, "status": endpoint.status, "ordering": endpoint.ordering},
     )
 
 
@@ -72,7 +75,12 @@ def check_public_url(url: str, *, pointer: str) -> None:
 
 
 def create_endpoint(
-    session: Session, *, client: ApiClient, url: str, events: list[str]
+    session: Session,
+    *,
+    client: ApiClient,
+    url: str,
+    events: list[str],
+    ordering: Ordering = Ordering.ORDERED,
 ) -> tuple[WebhookEndpoint, str]:
     """Returns the endpoint and its secret (shown to the caller once)."""
     check_public_url(url, pointer="#/url")
@@ -98,6 +106,7 @@ def create_endpoint(
         events=events,
         secret=secret,
         status=EndpointStatus.ACTIVE.value,
+        ordering=ordering.value,
         created_at=now,
         updated_at=now,
     )
@@ -144,6 +153,32 @@ def delete_endpoint(session: Session, *, client: ApiClient, endpoint_id: uuid.UU
         .values(status=DeliveryStatus.CANCELLED.value, next_attempt_at=None, lease_until=None)
     )
     _audit(session, client=client, action="deleted", endpoint=endpoint)
+
+
+def set_ordering(
+    session: Session, *, client: ApiClient, endpoint_id: uuid.UUID, ordering: Ordering
+) -> WebhookEndpoint:
+    """Change how the endpoint's deliveries wait for each other. Deliveries queued later follow
+    the new ordering; on a change to `independent`, pending ones stop waiting at once."""
+    endpoint = get_endpoint(session, client=client, endpoint_id=endpoint_id, for_update=True)
+    if endpoint.ordering == ordering.value:
+        return endpoint
+    endpoint.ordering = ordering.value
+    endpoint.updated_at = utcnow()
+    if ordering is Ordering.INDEPENDENT:
+        pending = session.scalars(
+            select(WebhookDelivery)
+            .where(
+                WebhookDelivery.endpoint_id == endpoint.id,
+                WebhookDelivery.status == DeliveryStatus.PENDING.value,
+            )
+            .with_for_update()
+        )
+        for delivery in pending:
+            delivery.stream = own_stream(delivery)
+            ring_after_commit(session, delivery)
+    _audit(session, client=client, action="updated", endpoint=endpoint)
+    return endpoint
 
 
 def rotate_secret(
@@ -199,6 +234,13 @@ def list_deliveries(
     return rows[:limit], next_cursor
 
 
+def waiting(
+    session: Session, *, deliveries: Sequence[WebhookDelivery]
+) -> dict[int, WebhookDelivery]:
+    """For each pending delivery of `deliveries` held behind an earlier one: that one."""
+    return waiting_on(session, deliveries=deliveries)
+
+
 def redeliver(
     session: Session,
     *,
@@ -206,7 +248,9 @@ def redeliver(
     delivery_id: int,
     endpoint_id: uuid.UUID | None = None,
 ) -> WebhookDelivery:
-    """Start a fresh round of attempts for a finished delivery, with the same `webhook-id`."""
+    """Send a delivery now, with the same `webhook-id`, in a fresh round of attempts (the retry
+    schedule starts again; `attempts` keeps counting). A pending delivery that waits for
+    earlier ones of its stream is sent right after them, and they are sent now too."""
     delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
     if (
         delivery is None
@@ -214,15 +258,6 @@ def redeliver(
         or (not client.is_admin and delivery.client_id != client.id)
     ):
         raise NotFound("Webhook delivery")
-    if delivery.status == DeliveryStatus.PENDING.value:
-        raise ProblemError(
-            409,
-            "This delivery is still pending; it will be attempted at `next_attempt_at`",
-            slug="delivery-pending",
-            next_attempt_at=delivery.next_attempt_at.isoformat()
-            if delivery.next_attempt_at
-            else None,
-        )
     if delivery.endpoint_id is not None:
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
         if endpoint is None or endpoint.status != EndpointStatus.ACTIVE.value:
@@ -231,12 +266,14 @@ def redeliver(
                 "The delivery's endpoint is disabled or deleted; register a new endpoint",
                 slug="endpoint-inactive",
             )
-    delivery.status = DeliveryStatus.PENDING.value
-    delivery.attempts = 0
+    now = utcnow()
+    if delivery.status != DeliveryStatus.PENDING.value:
+        delivery.status = DeliveryStatus.PENDING.value
+        delivery.succeeded_at = None
+        delivery.lease_until = None
+    delivery.round_attempts = 0
     delivery.first_attempt_at = None
-    delivery.next_attempt_at = utcnow()
-    delivery.lease_until = None
-    delivery.succeeded_at = None
+    delivery.next_attempt_at = now
     session.flush()
-    ring_after_commit(session, delivery)
+    expedite(session, delivery=delivery, now=now)
     return delivery

@@ -70,8 +70,33 @@ def test_discovery_describes_what_is_supported(api):
     assert body["api_version"] == "2.0"
     assert body["supported_subject_request_types"] == ["erasure"]
     assert {"identity_type": "email", "identity_format": "sha256"} in body["supported_identities"]
-    assert body["processor_certificate"].endswith("/opendsr/v1/certificate.pem")
+    assert body["processor_certificate"] == "https://localhost/opendsr/v1/certificate.pem"
     verify_signature(api, response.content, response.headers)
+
+
+def test_the_certificate_url_never_comes_from_the_request(api):
+    for headers in ({"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example"}):
+        response = api.get("/opendsr/v1/discovery", headers=headers)
+        assert response.status_code == 200
+        assert response.json()["processor_certificate"] == (
+            "https://localhost/opendsr/v1/certificate.pem"
+        )
+        assert b"evil" not in response.content
+        verify_signature(api, response.content, response.headers)
+
+
+def test_the_public_base_url_setting():
+    from pydantic import ValidationError
+
+    from app.core.config import Settings
+
+    configured = Settings(public_base_url="https://privacy.example.com/lethe/")
+    assert configured.resolved_public_base_url == "https://privacy.example.com/lethe"
+    by_domain = Settings(opendsr_processor_domain="dsr.example.com")
+    assert by_domain.resolved_public_base_url == "https://dsr.example.com"
+    for wrong in ("ftp://example.com", "example.com", "https://example.com/?x=1"):
+        with pytest.raises(ValidationError):
+            Settings(public_base_url=wrong)
 
 
 def test_the_specification_example_is_accepted(api, portal, session):
@@ -99,7 +124,17 @@ def test_the_specification_example_is_accepted(api, portal, session):
         json=spec_example(submitted_time="2019-01-01T00:00:00Z"),
         headers=portal,
     )
-    assert_spec_error(changed, 400)
+    error = assert_spec_error(changed, 400)
+    assert error["message"] == "This subject_request_id was already used with a different request"
+    assert "Idempotency-Key" not in changed.text
+    assert error["errors"] == [
+        {
+            "domain": "Request",
+            "reason": "subject-request-id-reused",
+            "message": "subject_request_id: already used with a different request",
+            "location": "#/subject_request_id",
+        }
+    ]
     assert table_counts(session) == before
 
     status = api.get(f"/opendsr/v1/requests/{body['subject_request_id']}", headers=portal)
@@ -156,6 +191,57 @@ def test_malformed_requests_get_the_specification_error(api, portal):
     assert_spec_error(api.post("/opendsr/v1/requests", json=spec_example()), 401)
     assert_spec_error(api.get(f"/opendsr/v1/requests/{uuid.uuid4()}", headers=portal), 404)
     assert_spec_error(api.get("/opendsr/v1/requests/not-a-uuid", headers=portal), 400)
+
+
+@pytest.mark.parametrize("version", ["1.0", "2", "2.1", "3.0"])
+def test_an_unsupported_api_version_is_refused(api, portal, version):
+    body = spec_example(subject_request_id=str(uuid.uuid4()), api_version=version)
+    error = assert_spec_error(api.post("/opendsr/v1/requests", json=body, headers=portal), 400)
+    assert error["errors"][0]["location"] == "#/api_version"
+    assert error["errors"][0]["domain"] == "Validation"
+    assert "supported: 2.0" in error["message"]
+
+
+def test_api_version_may_be_left_out(api, portal):
+    body = spec_example(subject_request_id=str(uuid.uuid4()))
+    del body["api_version"]
+    response = api.post("/opendsr/v1/requests", json=body, headers=portal)
+    assert response.status_code == 201, response.text
+    assert response.json()["api_version"] == "2.0"
+
+
+@pytest.mark.parametrize("made", [uuid.uuid1, lambda: uuid.uuid3(uuid.NAMESPACE_DNS, "x")])
+def test_subject_request_id_must_be_a_version_4_uuid(api, portal, made):
+    body = spec_example(subject_request_id=str(made()))
+    error = assert_spec_error(api.post("/opendsr/v1/requests", json=body, headers=portal), 400)
+    assert error["errors"][0]["location"] == "#/subject_request_id"
+    assert "UUID version 4" in error["message"]
+
+
+def test_an_admin_sees_every_clients_requests(api, make_key, admin_headers):
+    keys = [make_key(["requests:write", "requests:read"]) for _ in range(2)]
+    first, second = ({"Authorization": f"Bearer {key}"} for key in keys)
+    body = spec_example(subject_request_id=str(uuid.uuid4()), status_callback_urls=[])
+    url = f"/opendsr/v1/requests/{body['subject_request_id']}"
+    created = api.post("/opendsr/v1/requests", json=body, headers=first)
+    assert created.status_code == 201
+    controller = created.json()["controller_id"]
+
+    seen = api.get(url, headers=admin_headers)
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["controller_id"] == controller
+    verify_signature(api, seen.content, seen.headers)
+    assert_spec_error(api.get(url, headers=second), 404)
+
+    # Another controller may use the same id; the admin then names whose request it means.
+    assert api.post("/opendsr/v1/requests", json=body, headers=second).status_code == 201
+    error = assert_spec_error(api.get(url, headers=admin_headers), 409)
+    assert error["errors"][0]["location"] == "controller_id"
+    mine = api.get(url, params={"controller_id": controller}, headers=admin_headers)
+    assert mine.status_code == 200
+    assert mine.json()["controller_id"] == controller
+    assert api.get(url, headers=second).json()["controller_id"] != controller
+    assert_spec_error(api.get(url, params={"controller_id": controller}, headers=second), 404)
 
 
 def test_callback_urls_must_not_point_inside(api, portal):

@@ -15,6 +15,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 200  # what the receiver answered
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,13 @@ class Reply:
 
 
 class Receiver:
-    """Records every POST; answers each path from its queue of replies, then 200."""
+    """Records every POST; answers each path with its outage reply while it has one (`fail`,
+    `recover`), else from its queue of replies, then 200."""
 
     def __init__(self) -> None:
         self.received: list[Received] = []
         self._replies: dict[str, list[Reply]] = defaultdict(list)
+        self._outages: dict[str, Reply] = {}
         self._lock = threading.Lock()
         receiver = self
 
@@ -38,15 +42,17 @@ class Receiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 with receiver._lock:
+                    queue = receiver._replies[self.path]
+                    reply = receiver._outages.get(self.path) or (queue.pop(0) if queue else Reply())
                     receiver.received.append(
                         Received(
                             path=self.path,
                             headers={k.lower(): v for k, v in self.headers.items()},
                             body=body,
+                            status=reply.status,
+                            at=time.monotonic(),
                         )
                     )
-                    queue = receiver._replies[self.path]
-                    reply = queue.pop(0) if queue else Reply()
                 time.sleep(reply.delay)
                 self.send_response(reply.status)
                 for name, value in reply.headers:
@@ -76,6 +82,15 @@ class Receiver:
     def reply(self, path: str, *replies: Reply) -> None:
         with self._lock:
             self._replies[path].extend(replies)
+
+    def fail(self, path: str, reply: Reply) -> None:
+        """Answer every POST to `path` with `reply` until `recover(path)`."""
+        with self._lock:
+            self._outages[path] = reply
+
+    def recover(self, path: str) -> None:
+        with self._lock:
+            self._outages.pop(path, None)
 
     def at(self, path: str) -> list[Received]:
         with self._lock:

@@ -32,9 +32,8 @@ class DeliveryOverview:
 
 
 def redeliverable(delivery: WebhookDelivery, endpoints: dict[uuid.UUID, WebhookEndpoint]) -> bool:
-    """The webhook service redelivers a finished delivery whose endpoint (if any) is active."""
-    if delivery.status == DeliveryStatus.PENDING.value:
-        return False
+    """The webhook service redelivers (sends now) a delivery whose endpoint, if it has one, is
+    active: a finished one again, a pending one at once."""
     if delivery.endpoint_id is None:
         return True
     endpoint = endpoints.get(delivery.endpoint_id)
