@@ -18,7 +18,7 @@ its files and an erasure purges it like any superseded version that holds an era
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +33,10 @@ from app.core.db import utcnow
 from app.core.errors import NotFound, ProblemError
 from app.jobs.enums import JobStatus
 from app.jobs.models import Job
-from app.registry import purge
+from app.registry import purge, versions
 from app.registry.enums import PurgeKind, VersionStatus
 from app.registry.events import (
-    VERSION_ACTIVATED,
     VERSION_HELD,
-    publish_version_activated,
     publish_version_held,
 )
 from app.registry.models import MlModel, ModelVersion, ShardCheckpoint
@@ -137,21 +135,6 @@ def training_drop(
     )
 
 
-def _links(model_id: uuid.UUID) -> dict[str, str]:
-    return {"model": f"/v1/models/{model_id}", "versions": f"/v1/models/{model_id}/versions"}
-
-
-def _record_checkpoints(
-    session: Session, *, model_id: uuid.UUID, rows: Sequence[tuple[str, int, int]]
-) -> None:
-    known = set(
-        session.scalars(select(ShardCheckpoint.key).where(ShardCheckpoint.model_id == model_id))
-    )
-    for key, shard, slice_ in rows:
-        if key not in known:
-            session.add(ShardCheckpoint(model_id=model_id, key=key, shard=shard, slice=slice_))
-
-
 def hold(
     session: Session,
     *,
@@ -178,7 +161,7 @@ def hold(
         job_id=job_id,
     )
     session.add(version)
-    _record_checkpoints(session, model_id=model.id, rows=new.checkpoint_rows)
+    versions.record_checkpoints(session, model_id=model.id, rows=new.checkpoint_rows)
     session.flush()
     event = {
         "model_id": str(model.id),
@@ -186,7 +169,7 @@ def hold(
         "number": version.number,
         "method": new.method,
         **drop.figures(),
-        "links": _links(model.id),
+        "links": versions.links(model.id),
     }
     append_event(
         session,
@@ -302,24 +285,7 @@ def release(
             **(version.metrics or {}).get("hold", {}),
         },
     )
-    event = {
-        "model_id": str(model.id),
-        "version_id": str(version.id),
-        "number": version.number,
-        "parent_id": str(previous) if previous else None,
-        "method": version.method,
-        "exact": version.exact,
-        "links": _links(model.id),
-    }
-    append_event(
-        session,
-        actor=client.actor,
-        action=VERSION_ACTIVATED,
-        entity_type="model",
-        entity_id=str(model.id),
-        data=event,
-    )
-    publish_version_activated(session, client_id=model.client_id, data=event)
+    versions.announce_activation(session, model=model, version=version, actor=client.actor)
     return version
 
 

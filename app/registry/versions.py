@@ -97,32 +97,50 @@ def activate(
             .values(status=VersionStatus.SUPERSEDED)
         )
     model.active_version_id = version.id
-    known = set(
-        session.scalars(select(ShardCheckpoint.key).where(ShardCheckpoint.model_id == model.id))
-    )
-    for key, shard, slice_ in new.checkpoint_rows:
-        if key not in known:
-            session.add(ShardCheckpoint(model_id=model.id, key=key, shard=shard, slice=slice_))
+    record_checkpoints(session, model_id=model.id, rows=new.checkpoint_rows)
     session.flush()
+    announce_activation(session, model=model, version=version, actor=SYSTEM_ACTOR)
+    return version
+
+
+def links(model_id: uuid.UUID) -> dict[str, str]:
+    return {"model": f"/v1/models/{model_id}", "versions": f"/v1/models/{model_id}/versions"}
+
+
+def record_checkpoints(
+    session: Session, *, model_id: uuid.UUID, rows: Sequence[tuple[str, int, int]]
+) -> None:
+    """Add the checkpoint rows a version needs that the model does not have yet."""
+    known = set(
+        session.scalars(select(ShardCheckpoint.key).where(ShardCheckpoint.model_id == model_id))
+    )
+    for key, shard, slice_ in rows:
+        if key not in known:
+            session.add(ShardCheckpoint(model_id=model_id, key=key, shard=shard, slice=slice_))
+
+
+def announce_activation(
+    session: Session, *, model: MlModel, version: ModelVersion, actor: str
+) -> None:
+    """Audit `model.version_activated` and publish it to the model's webhooks."""
     event = {
         "model_id": str(model.id),
         "version_id": str(version.id),
         "number": version.number,
-        "parent_id": str(parent_id) if parent_id else None,
-        "method": new.method,
-        "exact": new.exact,
-        "links": {"model": f"/v1/models/{model.id}", "versions": f"/v1/models/{model.id}/versions"},
+        "parent_id": str(version.parent_id) if version.parent_id else None,
+        "method": version.method,
+        "exact": version.exact,
+        "links": links(model.id),
     }
     append_event(
         session,
-        actor=SYSTEM_ACTOR,
+        actor=actor,
         action=VERSION_ACTIVATED,
         entity_type="model",
         entity_id=str(model.id),
         data=event,
     )
     publish_version_activated(session, client_id=model.client_id, data=event)
-    return version
 
 
 def live_checkpoint_keys(session: Session, *, model_id: uuid.UUID) -> list[str]:
