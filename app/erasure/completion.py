@@ -27,9 +27,10 @@ from app.registry.versions import brief
 from app.suppression.service import remember
 
 APPROXIMATE_LIMITATIONS = (
-    "The model was edited, not retrained: the membership test found no evidence that it "
-    "remembers the records, which does not prove that it does not. A stronger attack may "
-    "still find their influence."
+    "The model was edited, not retrained. Its membership test (named in `verification`) found "
+    "that the erased records score like records it never saw, within the stated margin: "
+    "statistical evidence for that attack, not proof. A stronger attack may still find their "
+    "influence."
 )
 
 
