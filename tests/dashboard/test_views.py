@@ -125,7 +125,7 @@ def test_the_evidence_page_shows_the_approximate_figures_and_what_they_mean():
                 accuracy_before=0.912,
                 accuracy_after=0.905,
                 verification=FIGURES,
-                purge={"checkpoints": 1, "artifacts": 2},
+                purge={"checkpoints": 1, "artifacts": 2, "references": 9},
                 memberships=[membership],
             )
         ],
@@ -140,6 +140,7 @@ def test_the_evidence_page_shows_the_approximate_figures_and_what_they_mean():
     )
     assert "Signature valid." in html and "found in the audit log" in html
     assert "before 91.2 % → after 90.5 %" in html
+    assert "1 checkpoints, 2 version files, 9 reference models" in html
     assert "Pass: the forgotten records score like records the model never saw" in html
     assert html.count("<svg") == 2 and 'role="img"' in html
     assert "0.512" in html and "0.310 \u2013 0.700" in html and "0.200" in html
