@@ -45,6 +45,12 @@ os.environ.update(
         "LETHE_BATCHING_WINDOW_SECONDS": "1.5",
         # Two mitigated requests make a batch: exact retrains are observable without waiting.
         "LETHE_EXACT_BATCH_SIZE": "2",
+        # Webhook and callback receivers in the tests listen on loopback, which the SSRF guard
+        # refuses by default; a short beat sweep makes "within one sweep" a matter of seconds.
+        # Here, not in a package's conftest: a module that builds the app while it is collected
+        # reads the settings before later packages' conftests run.
+        "LETHE_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "LETHE_WEBHOOK_SWEEP_SECONDS": "3",
     }
 )
 

@@ -350,6 +350,7 @@ def snapshot(db: Db, case: Case) -> Case:
     case.expected_purge = {
         "checkpoints": sum(f.endswith(".json") and "/sisa/" in f for f in case.tainted_files),
         "artifacts": sum("/sisa/" not in f for f in case.tainted_files),
+        "references": 0,  # SISA and retrain models have no reference models
     }
     assert case.versions_before and case.tainted_files, "the model holds the person's records"
     return case
