@@ -63,19 +63,36 @@ def stored_manifests(model_id: str) -> list[ReferenceManifest]:
     return [m for prefix in sorted(prefixes) for m in manifests(prefix).values()]
 
 
-def gateable_pair(
+def _seen_by(
     reg: Registered, built: dict[int, ReferenceManifest], candidates: list[int]
-) -> tuple[int, int, set[int]]:
-    """Two people to erase, and the references that saw either. Which references saw a person
-    follows a keyed hash of their id, new in every run: the first must be unseen by enough
-    references to be gated, and some references must have seen neither (to be carried)."""
-    held = {
+) -> dict[int, set[int]]:
+    """The references that trained on each person's records. Which ones follows a keyed hash of
+    the person's id, new in every run: tests pick people by it, not by position."""
+    return {
         p: {m.index for m in references_holding(manifests=built.values(), erased_record_ids=ids)}
         for p, ids in ((p, record_ids(reg, p)) for p in candidates)
     }
+
+
+def gateable(
+    reg: Registered, built: dict[int, ReferenceManifest], candidates: list[int], count: int
+) -> list[int]:
+    """`count` of the candidates whom enough references never saw for the gate to judge."""
+    seen = _seen_by(reg, built, candidates)
+    chosen = [p for p in candidates if len(built) - len(seen[p]) >= MIN_UNSEEN][:count]
+    assert len(chosen) == count, "too few people fit: enlarge the candidates"
+    return chosen
+
+
+def gateable_pair(
+    reg: Registered, built: dict[int, ReferenceManifest], candidates: list[int]
+) -> tuple[int, int, set[int]]:
+    """Two people to erase, and the references that saw either: the first can be gated, and
+    some references saw neither (they are carried to the next version)."""
+    seen = _seen_by(reg, built, candidates)
     for one in candidates:
         for two in candidates:
-            unseen = len(built) - len(held[one])
-            if one != two and unseen >= MIN_UNSEEN and len(held[one] | held[two]) < len(built):
-                return one, two, held[one] | held[two]
+            unseen = len(built) - len(seen[one])
+            if one != two and unseen >= MIN_UNSEEN and len(seen[one] | seen[two]) < len(built):
+                return one, two, seen[one] | seen[two]
     raise AssertionError("no two people fit: enlarge the candidates")
