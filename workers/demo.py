@@ -296,9 +296,20 @@ def _summary(verification: dict[str, Any]) -> str:
         attempt = verification.get("approximate_attempt")
         if attempt:
             v = attempt["verification"]
-            text += f" (approximate attempt failed its check: {v['verdict']}, AUC {v['auc']:.3f})"
+            text += f" (approximate attempt failed its check: {_gate_words(v)})"
         return text
-    v = verification.get("verification", {})
+    return _gate_words(verification.get("verification", {}))
+
+
+def _gate_words(v: dict[str, Any]) -> str:
+    """The membership test's verdict in a line: the per-record gate's or the pooled test's."""
+    if isinstance(v.get("memory"), dict):
+        memory = v["memory"].get("estimate")
+        return (
+            f"per-record gate against {v.get('references')} reference models: verdict "
+            f"{v.get('verdict')} (memory {float('nan') if memory is None else memory:+.2f}, "
+            f"margin {v.get('margin')})"
+        )
     return (
         f"membership inference AUC {v.get('auc', float('nan')):.3f} "
         f"(CI {v.get('ci_low', 0):.3f}-{v.get('ci_high', 0):.3f}), verdict {v.get('verdict')}"
