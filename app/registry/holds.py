@@ -22,14 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.auth import ApiClient
 from app.core.broker import SWEEP_PURGE, enqueue_after_commit
 from app.core.config import get_settings
-from app.core.db import utcnow
 from app.core.errors import NotFound, ProblemError
 from app.jobs.enums import JobStatus
 from app.jobs.models import Job
@@ -260,16 +259,7 @@ def release(
             slug="version-stale",
             current_status=version.status,
         )
-    if previous is not None:
-        session.execute(
-            update(ModelVersion)
-            .where(ModelVersion.id == previous, ModelVersion.status == VersionStatus.ACTIVE)
-            .values(status=VersionStatus.SUPERSEDED)
-        )
-    version.status = VersionStatus.ACTIVE
-    version.parent_id = previous
-    version.activated_at = utcnow()
-    model.active_version_id = version.id
+    versions.make_active(session, model=model, version=version)
     session.flush()
     append_event(
         session,

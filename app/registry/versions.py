@@ -90,17 +90,27 @@ def activate(
         activated_at=utcnow(),
     )
     session.add(version)
-    if parent_id is not None:
-        session.execute(
-            update(ModelVersion)
-            .where(ModelVersion.id == parent_id, ModelVersion.status == VersionStatus.ACTIVE)
-            .values(status=VersionStatus.SUPERSEDED)
-        )
-    model.active_version_id = version.id
+    make_active(session, model=model, version=version)
     record_checkpoints(session, model_id=model.id, rows=new.checkpoint_rows)
     session.flush()
     announce_activation(session, model=model, version=version, actor=SYSTEM_ACTOR)
     return version
+
+
+def make_active(session: Session, *, model: MlModel, version: ModelVersion) -> None:
+    """`version` becomes the model's active version, its parent the one it replaces, which is
+    superseded."""
+    previous = model.active_version_id
+    if previous is not None and previous != version.id:
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id == previous, ModelVersion.status == VersionStatus.ACTIVE)
+            .values(status=VersionStatus.SUPERSEDED)
+        )
+    version.status = VersionStatus.ACTIVE
+    version.parent_id = previous
+    version.activated_at = version.activated_at or utcnow()
+    model.active_version_id = version.id
 
 
 def links(model_id: uuid.UUID) -> dict[str, str]:
