@@ -43,6 +43,40 @@ class Settings(BaseSettings):
     artifact_dir: Path | None = Field(
         None, description="Where checkpoints and model weights live; empty means var_dir/artifacts."
     )
+    artifact_url: str = Field(
+        "",
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)?$",
+        description="`s3://bucket/prefix`: artifacts in an S3-compatible bucket (versioning on); "
+        "empty means the directory `artifact_dir`.",
+    )
+    s3_endpoint_url: str = Field(
+        "", description="Endpoint of an S3-compatible service (MinIO); empty means AWS S3."
+    )
+    s3_region: str = Field("us-east-1", description="Region of the artifact bucket.")
+    s3_access_key_id: str = Field(
+        "", description="Access key of the artifact bucket; empty uses boto3's own credentials."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="Secret key that goes with `s3_access_key_id`."
+    )
+    s3_multipart_threshold_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=5 * 1024 * 1024,
+        description="Artifacts at least this large are uploaded in parts.",
+    )
+    artifact_cache_dir: Path | None = Field(
+        None,
+        description="Each worker's local copy of artifacts read from S3; empty means "
+        "var_dir/artifact-cache.",
+    )
+    artifact_cache_bytes: int = Field(
+        10 * 1024**3, ge=0, description="Size limit of the artifact cache (least recently used go)."
+    )
+    artifact_cache_sweep_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How often beat has every worker drop cached copies of purged artifacts.",
+    )
     signing_key_file: Path | None = Field(
         None,
         description="Ed25519 private key (PEM) for certificates; generated under var_dir if empty.",
@@ -183,6 +217,10 @@ class Settings(BaseSettings):
     @property
     def resolved_artifact_dir(self) -> Path:
         return (self.artifact_dir or self.var_dir / "artifacts").resolve()
+
+    @property
+    def resolved_artifact_cache_dir(self) -> Path:
+        return (self.artifact_cache_dir or self.var_dir / "artifact-cache").resolve()
 
     @property
     def resolved_signing_key_file(self) -> Path:

@@ -1,19 +1,30 @@
 """Artifact storage: named blobs of bytes.
 
-`ArtifactStore` is the interface; `LocalArtifactStore` keeps blobs as files under a directory.
-An S3-compatible store implements the same four methods. This module imports no torch, so the
-API layer can use it to purge artifacts.
+`ArtifactStore` is the interface; `LocalArtifactStore` keeps blobs as files under a directory,
+`workers.engine.s3_artifacts.S3ArtifactStore` as objects in a versioned bucket. This module
+imports no torch, so the API layer can use it to purge artifacts.
 """
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One stored version of a blob, or (in a versioned bucket) one delete marker."""
+
+    key: str
+    version_id: str
+    is_delete_marker: bool = False
 
 
 @runtime_checkable
@@ -28,8 +39,21 @@ class ArtifactStore(Protocol):
         """The blob under `key`; KeyError when there is none."""
         ...
 
+    @property
+    def location(self) -> str:
+        """The store as a certificate names it: `local` or `s3://bucket/prefix`."""
+        ...
+
     def delete(self, *, key: str) -> bool:
         """Remove the blob; False when there was none."""
+        ...
+
+    def purge(self, *, key: str) -> int:
+        """Remove every stored version of the blob; returns how many were removed."""
+        ...
+
+    def list_versions(self, *, prefix: str = "") -> builtins.list[ObjectVersion]:
+        """Every stored version under `prefix`, those hidden by a newer one included."""
         ...
 
     def list(self, *, prefix: str = "") -> list[str]:
@@ -76,12 +100,23 @@ class LocalArtifactStore:
         except FileNotFoundError:
             raise KeyError(key) from None
 
+    @property
+    def location(self) -> str:
+        return "local"
+
     def delete(self, *, key: str) -> bool:
+        return self.purge(key=key) > 0
+
+    def purge(self, *, key: str) -> int:
+        """A file has one version: the rename that replaced it freed the one before."""
         try:
             self._path(key).unlink()
         except FileNotFoundError:
-            return False
-        return True
+            return 0
+        return 1
+
+    def list_versions(self, *, prefix: str = "") -> builtins.list[ObjectVersion]:
+        return [ObjectVersion(key=key, version_id="null") for key in self.list(prefix=prefix)]
 
     def list(self, *, prefix: str = "") -> list[str]:
         keys = (

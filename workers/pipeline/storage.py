@@ -6,19 +6,54 @@ import io
 import uuid
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from app.core.config import get_settings
+from workers.engine.artifact_cache import CachedArtifactStore
 from workers.engine.artifacts import ArtifactStore, LocalArtifactStore
 from workers.engine.checkpoints import CheckpointStore
+from workers.engine.s3_artifacts import S3ArtifactStore, s3_client
 
 REFERENCES_KEY = "references_prefix"  # in a version's manifest
 
 
 @lru_cache
 def artifact_store() -> ArtifactStore:
-    return LocalArtifactStore(root=get_settings().resolved_artifact_dir)
+    """The bucket of `LETHE_ARTIFACT_URL` behind this worker's cache, or else the directory."""
+    settings = get_settings()
+    if not settings.artifact_url:
+        return LocalArtifactStore(root=settings.resolved_artifact_dir)
+    return CachedArtifactStore(
+        store=s3_store(),
+        root=settings.resolved_artifact_cache_dir,
+        max_bytes=settings.artifact_cache_bytes,
+    )
+
+
+def s3_store() -> S3ArtifactStore:
+    settings = get_settings()
+    url = urlsplit(settings.artifact_url)
+    secret = settings.s3_secret_access_key
+    client = s3_client(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret is not None else None,
+    )
+    return S3ArtifactStore(
+        client=client,
+        bucket=url.netloc,
+        prefix=url.path,
+        multipart_threshold=settings.s3_multipart_threshold_bytes,
+    )
+
+
+def artifact_cache() -> CachedArtifactStore | None:
+    """This worker's cache of the S3 store; None with a local store."""
+    store = artifact_store()
+    return store if isinstance(store, CachedArtifactStore) else None
 
 
 def checkpoint_store(*, model_id: uuid.UUID) -> CheckpointStore:
