@@ -8,7 +8,14 @@ from typing import Any
 import structlog
 from celery.signals import setup_logging, worker_init, worker_ready
 
-from app.core.broker import RECONCILE, SCAN_ORPHANS, SWEEP_PURGE, SWEEP_WEBHOOKS, get_celery
+from app.core.broker import (
+    RECONCILE,
+    SCAN_ORPHANS,
+    SWEEP_ARTIFACT_CACHES,
+    SWEEP_PURGE,
+    SWEEP_WEBHOOKS,
+    get_celery,
+)
 from app.core.config import get_settings
 from app.core.observability import configure_logging
 from app.wiring import connect_domains
@@ -16,6 +23,7 @@ from app.wiring import connect_domains
 connect_domains()
 celery_app = get_celery()
 celery_app.conf.include = [
+    "workers.tasks.artifact_cache",
     "workers.tasks.erasure",
     "workers.tasks.jobs",
     "workers.tasks.purge",
@@ -28,6 +36,10 @@ celery_app.conf.beat_schedule = {
     "jobs-reconcile": {
         "task": RECONCILE,
         "schedule": get_settings().reconcile_interval_seconds,
+    },
+    "artifact-cache-sweep": {
+        "task": SWEEP_ARTIFACT_CACHES,
+        "schedule": get_settings().artifact_cache_sweep_seconds,
     },
     "orphan-scan": {
         "task": SCAN_ORPHANS,
@@ -68,7 +80,17 @@ def _configure_device(**_: Any) -> None:
 
 @worker_ready.connect
 def _scan_at_start(**_: Any) -> None:
-    """Look for unowned files once at start, not only after the first beat interval."""
+    """Look for unowned files once at start, not only after the first beat interval, and drop
+    cached copies of artifacts purged while this worker was down."""
     from app.core.broker import enqueue
+    from workers.pipeline.storage import artifact_cache
 
     enqueue(SCAN_ORPHANS, args=[])
+    cache = artifact_cache()
+    if cache is not None:
+        try:
+            cache.sweep()
+        except Exception as exc:  # the bucket unreachable: beat's sweep tries again
+            structlog.get_logger(__name__).warning(
+                "artifact_cache_sweep_failed", error_type=type(exc).__name__
+            )

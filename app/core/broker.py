@@ -36,6 +36,10 @@ FINISH_JOB = "lethe.jobs.finish"
 RECONCILE = "lethe.jobs.reconcile"
 PREDICT = "lethe.models.predict"
 EVALUATE_VERSION = "lethe.models.evaluate"
+SWEEP_ARTIFACT_CACHES = "lethe.artifacts.sweep_caches"
+# Remote-control commands, broadcast to every worker (`workers.tasks.artifact_cache`).
+EVICT_ARTIFACTS = "lethe_evict_artifacts"
+SWEEP_ARTIFACT_CACHE = "lethe_sweep_artifact_cache"
 QUEUE_CPU = "cpu"
 QUEUE_GPU = "gpu"
 # Training and unlearning go to the `gpu` queue; a machine without a GPU worker runs a worker
@@ -97,6 +101,17 @@ def enqueue(
         return True
     except Exception as exc:  # the broker being down must not fail a committed request
         log.warning("enqueue_failed", task=task_name, error_type=type(exc).__name__)
+        return False
+
+
+def broadcast(command: str, *, arguments: dict[str, Any]) -> bool:
+    """Send a remote-control command to every worker, without waiting for replies. A failure,
+    or a broker without broadcast (the embedded one), is logged, not raised."""
+    try:
+        get_celery().control.broadcast(command, arguments=arguments)
+        return True
+    except Exception as exc:
+        log.warning("broadcast_failed", command=command, error_type=type(exc).__name__)
         return False
 
 

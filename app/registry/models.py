@@ -104,3 +104,7 @@ class PurgeItem(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # The artifact store its files were deleted from, and how many stored object versions
+    # (delete markers included) that removed; unset for the database scrub.
+    deleted_from: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    versions_deleted: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -50,10 +51,16 @@ def pending(session: Session, *, limit: int = SWEEP_BATCH) -> list[PurgeItem]:
     )
 
 
-def confirm(item: PurgeItem) -> None:
+def confirm(
+    item: PurgeItem, *, deleted_from: str | None = None, versions_deleted: int | None = None
+) -> None:
+    """The item is gone; `deleted_from` names the artifact store that held its files and
+    `versions_deleted` counts the stored object versions (delete markers included) removed."""
     item.attempts += 1
     item.confirmed_at = utcnow()
     item.last_error = None
+    item.deleted_from = deleted_from
+    item.versions_deleted = versions_deleted
 
 
 def failed(item: PurgeItem, *, error: str) -> None:
@@ -88,18 +95,23 @@ def request_outstanding(session: Session, *, request_id: uuid.UUID) -> bool:
     return bool(count)
 
 
-def counts_for_job(session: Session, *, job_id: uuid.UUID) -> dict[str, int]:
+def counts_for_job(session: Session, *, job_id: uuid.UUID) -> dict[str, Any]:
     """How many of each kind the job's activation deleted (confirmed): checkpoints, version
-    files, and reference models (each one item, for its manifest and weights)."""
-    kinds = Counter(
-        session.scalars(
-            select(PurgeItem.kind).where(
-                PurgeItem.job_id == job_id, PurgeItem.confirmed_at.is_not(None)
-            )
+    files, and reference models (each one item, for its manifest and weights); and, per
+    artifact store, how many stored object versions (delete markers included) that removed."""
+    rows = session.execute(
+        select(PurgeItem.kind, PurgeItem.deleted_from, PurgeItem.versions_deleted).where(
+            PurgeItem.job_id == job_id, PurgeItem.confirmed_at.is_not(None)
         )
-    )
+    ).all()
+    kinds = Counter(kind for kind, _, _ in rows)
+    versions: Counter[str] = Counter()
+    for _, store, count in rows:
+        if store is not None:
+            versions[store] += count or 0
     return {
         "checkpoints": kinds[PurgeKind.CHECKPOINT],
         "artifacts": kinds[PurgeKind.ARTIFACT],
         "references": kinds[PurgeKind.REFERENCE],
+        "object_versions": dict(sorted(versions.items())),
     }

@@ -103,4 +103,11 @@ def test_reference_models_are_purged_and_counted_under_their_own_kind(sqlite_ses
         "checkpoints": 0,
         "artifacts": 0,
         "references": 2,
+        "object_versions": {},
+    }
+    purge.confirm(items[0], deleted_from="s3://bucket/lethe", versions_deleted=5)
+    purge.confirm(items[1], deleted_from="s3://bucket/lethe", versions_deleted=2)
+    sqlite_session.flush()
+    assert purge.counts_for_job(sqlite_session, job_id=job_id)["object_versions"] == {
+        "s3://bucket/lethe": 7
     }

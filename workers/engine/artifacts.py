@@ -119,9 +119,14 @@ class LocalArtifactStore:
         return [ObjectVersion(key=key, version_id="null") for key in self.list(prefix=prefix)]
 
     def list(self, *, prefix: str = "") -> list[str]:
+        folders = prefix.split("/")[:-1]
+        if any(part in {"", ".", ".."} for part in folders):
+            folders = []
+        # Only the folder the prefix names is walked, not the whole store.
+        base = self.root.joinpath(*folders)
         keys = (
             path.relative_to(self.root).as_posix()
-            for path in self.root.rglob("*")
+            for path in base.rglob("*")
             if path.is_file() and not path.name.startswith(".tmp-")
         )
         return sorted(key for key in keys if key.startswith(prefix))

@@ -125,10 +125,14 @@ class CheckpointStore:
         for key in self.keys():
             yield self.get_manifest(key=key)
 
+    def files(self, *, key: str) -> list[str]:
+        """The blobs of a checkpoint, in the order deleting it deletes them: manifest first, so
+        a half-deleted checkpoint is never mistaken for a complete one."""
+        return [self._manifest_key(key), self._state_key(key)]
+
     def delete(self, *, key: str) -> None:
-        # Manifest first, so a half-deleted checkpoint is never mistaken for a complete one.
-        self.store.delete(key=self._manifest_key(key))
-        self.store.delete(key=self._state_key(key))
+        for blob in self.files(key=key):
+            self.store.delete(key=blob)
 
 
 def find_tainted_checkpoints(

@@ -7,6 +7,12 @@ A checkpoint of a discarded held version waits while a job of its model runs, an
 deleted) once a live version owns it again: checkpoints are keyed by their content, so training on
 the same records again produces the same one.
 
+Deleting a file removes every stored version of it (in a bucket, every object version and delete
+marker) and is confirmed by listing the versions left, of which there must be none. Other
+workers' cached copies of what was deleted are evicted by a broadcast, and by their periodic
+cache sweep should the broadcast not reach them; none would be used meanwhile, since a cached
+copy is checked against the bucket before each use.
+
 The database item is a storage scrub after erased rows were deleted: on SQLite (which runs with
 `secure_delete`, so freed pages are zeroed) a WAL checkpoint that truncates the log; on Postgres
 a `VACUUM` of the tables that held them.
@@ -28,6 +34,7 @@ from app.registry import purge, versions
 from app.registry.enums import PurgeKind
 from app.registry.models import PurgeItem
 from workers.engine.verification.manifests import reference_files
+from workers.pipeline.cache_eviction import evict_cached_copies
 from workers.pipeline.session import db_session
 from workers.pipeline.storage import artifact_store, checkpoint_store
 
@@ -42,23 +49,29 @@ class SweepResult:
     failed: int = 0
     job_ids: set[uuid.UUID] = field(default_factory=set)
     request_ids: set[uuid.UUID] = field(default_factory=set)
+    purged_keys: list[str] = field(default_factory=list)
 
 
-def _gone(item: PurgeItem) -> bool:
-    """Delete a file item and say whether it is confirmed absent."""
+def _files(item: PurgeItem) -> list[str]:
+    """The blobs of a file item. A reference model is its manifest and its weights, deleted in
+    that order so that a half-deleted one is never taken for a complete one."""
     if item.kind == PurgeKind.CHECKPOINT:
         assert item.model_id is not None
-        checkpoints = checkpoint_store(model_id=item.model_id)
-        checkpoints.delete(key=item.key)
-        return not checkpoints.has(key=item.key)
-    # A reference model is its manifest and its weights, deleted in that order so that a
-    # half-deleted one is never taken for a complete one.
-    keys = (
-        reference_files(manifest_key=item.key) if item.kind == PurgeKind.REFERENCE else [item.key]
-    )
-    for key in keys:
-        artifact_store().delete(key=key)
-    return not any(artifact_store().exists(key=key) for key in keys)
+        return checkpoint_store(model_id=item.model_id).files(key=item.key)
+    if item.kind == PurgeKind.REFERENCE:
+        return reference_files(manifest_key=item.key)
+    return [item.key]
+
+
+def _purge(keys: list[str]) -> int:
+    """Delete every stored version of the blobs (in a bucket: every object version and delete
+    marker) and confirm that none remains; returns how many versions were removed."""
+    store = artifact_store()
+    removed = sum(store.purge(key=key) for key in keys)
+    left = [key for key in keys for v in store.list_versions(prefix=key) if v.key == key]
+    if left:
+        raise RuntimeError(f"{len(left)} stored version(s) still present after deletion")
+    return removed
 
 
 def _discarded(item: PurgeItem) -> bool:
@@ -99,6 +112,8 @@ def sweep() -> SweepResult:
     scrubs: list[int] = []
     with db_session() as session:
         deleted: Counter[tuple[str, str]] = Counter()
+        versions_by_model: Counter[str] = Counter()
+        store = artifact_store()
         running = jobs_service.models_running(session)
         live: dict[uuid.UUID, set[str]] = {}
         for item in purge.pending(session):
@@ -116,16 +131,18 @@ def sweep() -> SweepResult:
                     item.last_error = "kept: a live version owns this checkpoint again"
                     continue
             try:
-                if not _gone(item):
-                    raise RuntimeError("still present after deletion")
+                keys = _files(item)
+                versions_deleted = _purge(keys)
             except Exception as exc:  # retried on the next sweep; the reason is kept
                 purge.failed(item, error=_describe(exc))
                 result.failed += 1
                 log.warning("purge_item_failed", item_id=item.id, kind=item.kind)
                 continue
-            purge.confirm(item)
+            purge.confirm(item, deleted_from=store.location, versions_deleted=versions_deleted)
             result.confirmed += 1
+            result.purged_keys += keys
             deleted[(str(item.model_id), item.kind)] += 1
+            versions_by_model[str(item.model_id)] += versions_deleted
             if item.job_id is not None:
                 result.job_ids.add(item.job_id)
         for model_id in sorted({m for m, _ in deleted}):
@@ -139,9 +156,12 @@ def sweep() -> SweepResult:
                     "checkpoints": deleted[(model_id, PurgeKind.CHECKPOINT)],
                     "artifacts": deleted[(model_id, PurgeKind.ARTIFACT)],
                     "references": deleted[(model_id, PurgeKind.REFERENCE)],
+                    "object_versions": versions_by_model[model_id],
                 },
             )
         session.commit()
+    if result.purged_keys:
+        evict_cached_copies(keys=result.purged_keys)
     if scrubs:
         _scrub(scrubs, result)
     if result.confirmed or result.failed:
