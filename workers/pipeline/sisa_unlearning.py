@@ -7,6 +7,8 @@ import dataclasses
 import time
 import uuid
 
+import structlog
+
 from app.jobs import shards as job_shards
 from app.jobs.enums import JobStage
 from app.registry.versions import NewVersion
@@ -21,6 +23,7 @@ from workers.pipeline.models_io import sisa_checkpoint_rows, spec_for
 from workers.pipeline.session import Heartbeat, db_session, enter_stage
 from workers.pipeline.storage import checkpoint_store
 
+log = structlog.get_logger(__name__)
 
 def plan_shards(*, job_id: uuid.UUID) -> list[int]:
     """Record one JobShard per affected shard (kept across reruns); return those still to do."""
@@ -63,6 +66,7 @@ def retrain_shard(*, job_id: uuid.UUID, shard: int) -> bool:
         session.commit()
     if not start.run:
         return start.all_done
+    log.info("shard_retrain_started", job_id=str(job_id), shard=shard)
     shard_count = start.shard_count
     ctx = load_context(job_id=job_id)
     sisa = SisaModel.from_dict(ctx.base.manifest)
