@@ -69,6 +69,17 @@ class VersionRef(TypedDict):
     number: int
 
 
+@with_config(OPEN)
+class PurgeClaims(TypedDict):
+    """Artifacts deleted for one model, by kind; and, per artifact store (`local` or
+    `s3://bucket/prefix`), the stored object versions (delete markers included) that removed."""
+
+    checkpoints: int
+    artifacts: int
+    references: int
+    object_versions: NotRequired[dict[str, int]]
+
+
 # Claims are shown exactly as they were signed: typed dictionaries, no member added or dropped.
 @with_config(OPEN)
 class ModelClaims(TypedDict):
@@ -89,7 +100,7 @@ class ModelClaims(TypedDict):
             Field(description="The job's figures over every request it carried."),
         ]
     ]
-    purge: NotRequired[Annotated[dict[str, int], Field(description="Artifacts deleted, by kind.")]]
+    purge: NotRequired[PurgeClaims]
     started_at: NotRequired[str | None]
     finished_at: NotRequired[str | None]
 

@@ -112,6 +112,9 @@ def s3_workers(database: str) -> Iterator[tuple[S3ArtifactStore, list[Worker]]]:
                 "LETHE_S3_ACCESS_KEY_ID": ACCESS_KEY_ID,
                 "LETHE_S3_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
                 "LETHE_BATCHING_WINDOW_SECONDS": "0",
+                # No crash recovery here: a lease that outlasts a slow step on a busy machine,
+                # so that no job runs twice.
+                "LETHE_JOB_LEASE_SECONDS": "60",
             }
             for index, worker in enumerate(workers):
                 _start(worker, env, beat=index == 0)
