@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _compose_config() -> dict:
     assert shutil.which("docker-compose"), "docker-compose is missing: run ./scripts/setup-dev"
-    env = os.environ | {"LETHE_IDENTITY_PEPPER": "compose-check"}
+    env = os.environ | {
+        "LETHE_IDENTITY_PEPPER": "compose-check",
+        "LETHE_S3_SECRET_ACCESS_KEY": "compose-check-secret",
+    }
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
         capture_output=True,
@@ -57,8 +60,55 @@ def test_compose_file_is_valid_and_complete():
         )
 
 
+def _mounts(service: dict) -> list[tuple[str, str]]:
+    """(named volume, target) of every named volume a service mounts (short or long syntax)."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        if source and not source.startswith((".", "/")):
+            mounts.append((source, target))
+    return mounts
+
+
+def test_artifacts_live_in_the_bucket_and_no_artifact_volume_is_shared():
+    config = _compose_config()
+    services = config["services"]
+    assert {"minio", "minio-bucket"} <= services.keys()
+    assert services["minio"]["image"].startswith("minio/minio")
+    assert any(source == "miniodata" for source, _ in _mounts(services["minio"]))
+    setup = " ".join(services["minio-bucket"]["command"])
+    assert "mc mb" in setup and "mc version enable" in setup
+    users = ("api", "worker", "worker-gpu", "beat")
+    for name in users:
+        env = services[name]["environment"]
+        assert env["LETHE_ARTIFACT_URL"].startswith("s3://")
+        assert env["LETHE_S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert "LETHE_ARTIFACT_DIR" not in env
+        cache = env["LETHE_ARTIFACT_CACHE_DIR"]
+        assert services[name]["depends_on"]["minio-bucket"]["condition"] == (
+            "service_completed_successfully"
+        )
+        # The cache is in the container's own storage, on no volume at all.
+        for _, target in _mounts(services[name]):
+            assert not Path(cache).is_relative_to(target), (name, target)
+            assert not Path(target).is_relative_to(cache), (name, target)
+    # The one volume services share holds generated keys; artifacts are in the bucket (the URL
+    # is set, no artifact directory) and each cache is off every volume.
+    mounted_by: dict[str, set[str]] = {}
+    for name, service in services.items():
+        for source, _ in _mounts(service):
+            mounted_by.setdefault(source, set()).add(name)
+    shared = {source for source, names in mounted_by.items() if len(names) > 1}
+    assert shared == {"lethe-var"}
+
+
 def test_compose_refuses_to_start_without_a_pepper():
-    env = {k: v for k, v in os.environ.items() if k != "LETHE_IDENTITY_PEPPER"}
+    env = {k: v for k, v in os.environ.items() if k != "LETHE_IDENTITY_PEPPER"} | {
+        "LETHE_S3_SECRET_ACCESS_KEY": "compose-check-secret"
+    }
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
         capture_output=True,
