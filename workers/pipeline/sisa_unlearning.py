@@ -25,6 +25,7 @@ from workers.pipeline.storage import checkpoint_store
 
 log = structlog.get_logger(__name__)
 
+
 def plan_shards(*, job_id: uuid.UUID) -> list[int]:
     """Record one JobShard per affected shard (kept across reruns); return those still to do."""
     ctx = load_context(job_id=job_id)
