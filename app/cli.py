@@ -213,19 +213,22 @@ def records_import(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     chunk_size: Annotated[int, typer.Option(min=100, help="Records per transaction.")] = 20_000,
 ) -> None:
-    """Import training records from a CSV or NPZ file, in chunks, with progress. A row of a
-    person erased on request is refused unless it states a lawful basis (`lawful_basis`)."""
+    """Import training records from a CSV, NPZ or JSON lines (.jsonl, also for text records)
+    file, in chunks, with progress. A row of a person erased on request is refused unless it
+    states a lawful basis (`lawful_basis`)."""
     from app.clients.service import CLI_ACTOR
     from app.core.errors import ProblemError
     from app.core.migrate import ensure_schema
     from app.lineage.importer import ImportFileError, count_rows, read_csv, read_npz
+    from app.lineage.jsonl_import import read_jsonl
     from app.lineage.models import Dataset
     from app.lineage.service import add_records
     from app.lineage.suppressed import SuppressedIdentities
 
     ensure_schema()
     settings = get_settings()
-    reader = read_npz if path.suffix.lower() == ".npz" else read_csv
+    readers = {".npz": read_npz, ".jsonl": read_jsonl}
+    reader = readers.get(path.suffix.lower(), read_csv)
     total = count_rows(path)
     imported, first_row, started = 0, 0, time.perf_counter()
     with get_sessionmaker()() as session:

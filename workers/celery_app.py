@@ -72,9 +72,16 @@ def _configure_device(**_: Any) -> None:
     from workers.engine.device import configure
 
     settings = get_settings()
-    device = configure(device=settings.device, mixed_precision=settings.mixed_precision)
+    device = configure(
+        device=settings.device,
+        mixed_precision=settings.mixed_precision,
+        threads=settings.torch_threads,
+    )
     structlog.get_logger(__name__).info(
-        "worker_device", device=str(device), mixed_precision=settings.mixed_precision
+        "worker_device",
+        device=str(device),
+        mixed_precision=settings.mixed_precision,
+        torch_threads=settings.torch_threads or "default",
     )
 
 

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     mixed_precision: Literal["off", "bf16"] = Field(
         "off", description="bf16 autocast for training on CUDA; changes results, off by default."
     )
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="CPU threads each worker process trains with; 0 keeps torch's default (one "
+        "per core). Set 1 when several workers share a machine, so they do not contend.",
+    )
     hold_accuracy_drop: float = Field(
         0.10,
         ge=0,

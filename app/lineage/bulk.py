@@ -26,6 +26,9 @@ class RecordRow:
     split: str
     # The lawful basis stated for processing the record of a person erased on request.
     lawful_basis: BasisClaim | None = None
+    # A text record's prompt (optional) and completion (its text); features empty, label 0.
+    prompt: str | None = None
+    completion: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ def insert_records(
                     "split": r.split,
                     "label": r.label,
                     "features": r.features,
+                    "prompt": r.prompt,
+                    "completion": r.completion,
                     "created_at": now,
                 }
                 for r, s in zip(rows, record_subjects, strict=True)
@@ -168,7 +173,20 @@ def _copy_rows(
                     copy.write_row(row)
         with cursor.copy(
             "COPY training_records"
-            " (dataset_id, key, subject_id, split, label, features, created_at) FROM STDIN"
+            " (dataset_id, key, subject_id, split, label, features, prompt, completion,"
+            " created_at) FROM STDIN"
         ) as copy:
             for r, s in zip(rows, record_subjects, strict=True):
-                copy.write_row((dataset_id, r.key, s, r.split, r.label, r.features, now))
+                copy.write_row(
+                    (
+                        dataset_id,
+                        r.key,
+                        s,
+                        r.split,
+                        r.label,
+                        r.features,
+                        r.prompt,
+                        r.completion,
+                        now,
+                    )
+                )

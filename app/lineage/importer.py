@@ -1,4 +1,5 @@
-"""Reading training records from CSV or NPZ files for `lethe records import`.
+"""Reading training records from CSV or NPZ files for `lethe records import` (JSON lines, the
+format for text records, is read by `app.lineage.jsonl_import`).
 
 CSV: a header row with the columns `key`, `identity_type`, `identity_value`, `label`, `split`
 and optionally `identity_format`, `lawful_basis` and `lawful_basis_note`; every other column is
@@ -78,7 +79,7 @@ def _claim(line: int, basis: str, note: str) -> BasisClaim | None:
 @dataclass(frozen=True)
 class Chunk:
     rows: list[RecordRow]
-    feature_count: int
+    feature_count: int | None  # None for text records
     first_row: int
 
 
@@ -306,6 +307,9 @@ def _npz_rows(
 
 
 def count_rows(path: Path) -> int:
+    if path.suffix.lower() == ".jsonl":
+        with path.open(encoding="utf-8") as handle:
+            return sum(1 for line in handle if line.strip())
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             return len(data["keys"])

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -19,6 +20,9 @@ from app.core.db import Base, UTCDateTime, new_id, utcnow
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 SPLITS = ("train", "holdout", "test")
+TABULAR = "tabular"  # features and a label
+TEXT = "text"  # a text, or a prompt and its completion, for language models
+RECORD_KINDS = (TABULAR, TEXT)
 
 
 class Dataset(Base):
@@ -29,6 +33,8 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     feature_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Set by the first records added; a dataset holds one kind only.
+    record_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -52,7 +58,9 @@ class SubjectIdentity(Base):
 
 
 class TrainingRecord(Base):
-    """One training example. `features` is little-endian float32; purging deletes the row."""
+    """One training example: little-endian float32 `features` and a `label`, or, in a text
+    dataset, a `completion` (the text) with an optional `prompt`, where `features` is empty and
+    `label` 0. Purging deletes the row."""
 
     __tablename__ = "training_records"
     __table_args__ = (
@@ -67,6 +75,8 @@ class TrainingRecord(Base):
     split: Mapped[str] = mapped_column(String(8))
     label: Mapped[int] = mapped_column(Integer)
     features: Mapped[bytes] = mapped_column(LargeBinary)
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    completion: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Set when an erasure request claims the record: from then on no training sees it.
     erasure_request_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

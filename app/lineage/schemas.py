@@ -40,6 +40,7 @@ class DatasetOut(BaseModel):
     name: str
     description: str | None
     feature_count: int | None
+    record_kind: str | None = None
     created_at: datetime
     record_counts: dict[str, int] = Field(default_factory=dict)
 
@@ -49,13 +50,22 @@ class DatasetPage(BaseModel):
     next_cursor: str | None
 
 
+TEXT_MAX_CHARS = 20_000
+
+
 class RecordIn(BaseModel):
+    """A tabular record (`features` and `label`) or a text record for a language model: `text`,
+    or a `prompt` and the `completion` the model learns to give."""
+
     model_config = ConfigDict(extra="forbid")
 
     key: SafeText = Field(min_length=1, max_length=200)
     identities: list[IdentityIn] = Field(min_length=1, max_length=20)
-    features: list[Feature] = Field(min_length=1, max_length=100_000)
-    label: NonNegativeInt32
+    features: list[Feature] | None = Field(None, min_length=1, max_length=100_000)
+    label: NonNegativeInt32 | None = None
+    text: SafeMultilineText | None = Field(None, min_length=1, max_length=TEXT_MAX_CHARS)
+    prompt: SafeMultilineText | None = Field(None, min_length=1, max_length=TEXT_MAX_CHARS)
+    completion: SafeMultilineText | None = Field(None, min_length=1, max_length=TEXT_MAX_CHARS)
     split: Split = "train"
     # Needed only for a person erased on request (see "Suppression after erasure").
     lawful_basis: LawfulBasisIn | None = None

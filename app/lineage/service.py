@@ -16,7 +16,8 @@ from app.core.errors import NotFound, ProblemError
 from app.core.pagination import newest_first
 from app.lineage.bulk import DuplicateKeys, InsertResult, RecordRow, insert_records
 from app.lineage.identity import identity_hash
-from app.lineage.models import Dataset, DataSubject, SubjectIdentity, TrainingRecord
+from app.lineage.models import TABULAR, TEXT, Dataset, DataSubject, SubjectIdentity, TrainingRecord
+from app.lineage.record_kinds import call_kind, check_dataset_kind
 from app.lineage.schemas import IdentityIn, RecordIn
 from app.lineage.suppressed import admit
 
@@ -102,21 +103,18 @@ def add_records(
     *,
     dataset: Dataset,
     rows: Sequence[RecordRow],
-    feature_count: int,
+    feature_count: int | None,
     actor: str,
     pointer_prefix: str = "#/records",
 ) -> InsertResult:
-    """Insert rows whose features all have `feature_count` values, in the caller's transaction.
-    Rows of people erased on request are refused unless they state a lawful basis (`admit`)."""
-    if dataset.feature_count is None:
-        dataset.feature_count = feature_count
-    elif dataset.feature_count != feature_count:
-        raise ProblemError(
-            422,
-            f"This dataset's records have {dataset.feature_count} features, not {feature_count}",
-            slug="feature-count-mismatch",
-            errors=[{"pointer": f"{pointer_prefix}/0/features", "detail": "wrong length"}],
-        )
+    """Insert rows in the caller's transaction: tabular rows whose features all have
+    `feature_count` values, or text rows (`feature_count` None). Rows of people erased on request
+    are refused unless they state a lawful basis (`admit`)."""
+    kind = TABULAR if feature_count is not None else TEXT
+    check_dataset_kind(dataset_kind=dataset.record_kind, kind=kind, pointer_prefix=pointer_prefix)
+    dataset.record_kind = kind
+    if feature_count is not None:
+        _check_feature_count(dataset, feature_count, pointer_prefix)
     admit(session, dataset=dataset, rows=rows, actor=actor, pointer_prefix=pointer_prefix)
     try:
         return insert_records(session, dataset_id=dataset.id, rows=rows)
@@ -132,10 +130,28 @@ def add_records(
         ) from exc
 
 
-def rows_from_api(*, pepper: bytes, records: Sequence[RecordIn]) -> tuple[list[RecordRow], int]:
-    """Hash identities and pack features; all records of one call must agree on length."""
-    feature_count = len(records[0].features)
-    bad = [i for i, r in enumerate(records) if len(r.features) != feature_count]
+def _check_feature_count(dataset: Dataset, feature_count: int, pointer_prefix: str) -> None:
+    if dataset.feature_count is None:
+        dataset.feature_count = feature_count
+    elif dataset.feature_count != feature_count:
+        raise ProblemError(
+            422,
+            f"This dataset's records have {dataset.feature_count} features, not {feature_count}",
+            slug="feature-count-mismatch",
+            errors=[{"pointer": f"{pointer_prefix}/0/features", "detail": "wrong length"}],
+        )
+
+
+def rows_from_api(
+    *, pepper: bytes, records: Sequence[RecordIn]
+) -> tuple[list[RecordRow], int | None]:
+    """Hash identities and pack features (all records of one call must agree on length) or
+    texts; the feature count is None for text records."""
+    if call_kind(records) == TEXT:
+        return [_text_row(pepper, r) for r in records], None
+    features = [r.features or [] for r in records]
+    feature_count = len(features[0])
+    bad = [i for i, f in enumerate(features) if len(f) != feature_count]
     if bad:
         raise ProblemError(
             422,
@@ -148,17 +164,34 @@ def rows_from_api(*, pepper: bytes, records: Sequence[RecordIn]) -> tuple[list[R
     rows = [
         RecordRow(
             key=r.key,
-            identities=tuple(
-                (h.type, h.hash) for h in hash_identities(pepper=pepper, identities=r.identities)
-            ),
-            features=features_to_bytes(r.features),
-            label=r.label,
+            identities=_hashed(pepper, r),
+            features=features_to_bytes(f),
+            label=r.label or 0,
             split=r.split,
             lawful_basis=r.lawful_basis.claim() if r.lawful_basis else None,
         )
-        for r in records
+        for r, f in zip(records, features, strict=True)
     ]
     return rows, feature_count
+
+
+def _hashed(pepper: bytes, record: RecordIn) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (h.type, h.hash) for h in hash_identities(pepper=pepper, identities=record.identities)
+    )
+
+
+def _text_row(pepper: bytes, record: RecordIn) -> RecordRow:
+    return RecordRow(
+        key=record.key,
+        identities=_hashed(pepper, record),
+        features=b"",
+        label=0,
+        split=record.split,
+        lawful_basis=record.lawful_basis.claim() if record.lawful_basis else None,
+        prompt=record.prompt,
+        completion=record.text if record.text is not None else record.completion,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from app.core.errors import NotFound, ProblemError
 from app.core.pagination import newest_first
 from app.jobs.models import Job
 from app.jobs.service import create_train_job
+from app.lineage.models import TEXT
 from app.lineage.service import get_dataset
 from app.registry.enums import Finalize, Strategy, VersionStatus
 from app.registry.models import MlModel, ModelVersion
@@ -47,6 +48,13 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
             422,
             f"Unknown architecture; known: {', '.join(architectures)}",
             errors=[{"pointer": "#/architecture", "detail": "unknown architecture"}],
+        )
+    if dataset.record_kind == TEXT:
+        raise ProblemError(
+            422,
+            "This dataset holds text records; the registry's architectures train on features",
+            slug="text-dataset",
+            errors=[{"pointer": "#/dataset_id", "detail": "holds text records"}],
         )
     if body.input_shape is not None and dataset.feature_count is not None:
         size = 1

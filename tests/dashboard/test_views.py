@@ -194,3 +194,91 @@ def test_the_model_page_shows_a_held_version_with_its_figures():
     assert "v2, test accuracy 30.0 % against 97.0 % for the active version" in html
     assert "67.0 points below the active version (limit 10.0)" in html
     assert 'class="badge badge-held"' in html
+
+
+def _gate(verdict: str, memory: tuple[float, float, float], z: list[float]) -> dict:
+    estimate, low, high = memory
+    return {
+        "test": "per_record_references",
+        "verdict": verdict,
+        "reason": "",
+        "memory": {"estimate": estimate, "low": low, "high": high},
+        "overshoot": {"estimate": -0.01, "low": -0.08, "high": 0.06},
+        "margin": 0.25,
+        "confidence": 0.9,
+        "resolution": 0.11,
+        "n_forget": len(z),
+        "n_holdout": 300,
+        "unreferenced": 2,
+        "references": 8,
+        "record_ids": list(range(len(z))),
+        "record_z": z,
+        "record_unseen_references": [4] * len(z),
+    }
+
+
+def test_the_evidence_page_shows_the_per_record_gate_of_a_refused_attempt():
+    from app.dashboard.views.evidence import approximate_checks
+    from app.dashboard.views.record_gate import record_gate
+
+    attempt = {
+        "kind": "membership_inference",
+        "gate": "per_record",
+        "references": 8,
+        "verification": _gate("remembers", (0.61, 0.42, 0.80), [3.9, 2.5, 0.1, 4.0]),
+        "verification_before": _gate("remembers", (1.4, 1.1, 1.7), [4.0] * 4),
+    }
+    gate = record_gate("The approximate attempt, refused", attempt)
+    assert gate is not None and gate.before is not None
+    assert gate.percentiles is not None and gate.percentiles.records == 4
+    # Scores far above the unseen references' pile up in the top bin.
+    assert gate.percentiles.bars[-1].count == 3
+    assert record_gate("pooled", FIGURES) is None
+    assert _membership("pooled", attempt) is None
+    pooled, per_record = approximate_checks({"kind": "exact", "approximate_attempt": attempt})
+    assert pooled == [] and [g.label for g in per_record] == [
+        "The approximate attempt, refused: the model was retrained"
+    ]
+
+    request_id = uuid.uuid4()
+    model = ModelEvidence(
+        model_id=str(uuid.uuid4()),
+        model_name="churn-approx",
+        method="retrain",
+        exact=True,
+        old_number=1,
+        new_number=2,
+        accuracy_before=0.9,
+        accuracy_after=0.9,
+        verification={"kind": "exact", "approximate_attempt": attempt},
+        purge={},
+        record_gates=[gate],
+    )
+    html = ENV.get_template("evidence.html").render(
+        base="/dashboard",
+        officer=None,
+        request_path="/dashboard/requests",
+        request_row=SimpleNamespace(id=request_id, reference="DSR-2"),
+        evidence=Evidence(
+            certificate=SimpleNamespace(request_id=request_id, kid="kid-1"),
+            check=CertificateCheck(
+                valid=True,
+                problem=None,
+                kid="kid-1",
+                algorithm="Ed25519",
+                header={},
+                claims={"request_id": str(request_id), "records_erased": 4, "models": []},
+                head_seq=3,
+                head_hash="b" * 64,
+                head_in_chain=True,
+            ),
+            models=[model],
+            subject_count=1,
+        ),
+    )
+    assert "Per-record check of the approximate attempt, refused" in html
+    assert "Remembers: record by record" in html
+    assert "0.610 (0.420 \u2013 0.800)" in html and "1.400 (1.100 \u2013 1.700)" in html
+    assert "against 8 reference models" in html
+    assert "2 more left out" in html and "resolution 0.11" in html
+    assert html.count("<svg") == 1

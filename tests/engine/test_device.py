@@ -56,3 +56,16 @@ def test_settings_accept_device_names(value: str) -> None:
 def test_settings_refuse_other_device_names(value: str) -> None:
     with pytest.raises(ValidationError, match="device"):
         Settings(device=value)
+
+
+def test_threads_are_set_for_the_process_and_negative_is_refused() -> None:
+    before = torch.get_num_threads()
+    try:
+        engine_device.configure(device="cpu", threads=1)
+        assert torch.get_num_threads() == 1
+        engine_device.configure(device="cpu", threads=0)  # keeps what the process has
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="threads"):
+            engine_device.configure(device="cpu", threads=-1)
+    finally:
+        torch.set_num_threads(before)

@@ -40,8 +40,11 @@ def check_device_name(name: str) -> str:
     return name
 
 
-def configure(*, device: str = "auto", mixed_precision: str = "off") -> torch.device:
-    """Set the process's default device and precision; return the device it resolves to.
+def configure(
+    *, device: str = "auto", mixed_precision: str = "off", threads: int = 0
+) -> torch.device:
+    """Set the process's default device, precision and CPU threads (0 keeps torch's default,
+    one per core); return the device it resolves to.
 
     Raises ValueError for an unknown name and RuntimeError when CUDA is asked for and absent,
     so a misconfigured worker stops at start rather than at its first job.
@@ -50,7 +53,11 @@ def configure(*, device: str = "auto", mixed_precision: str = "off") -> torch.de
     check_device_name(device)
     if mixed_precision not in PRECISIONS:
         raise ValueError(f"mixed precision must be one of {', '.join(PRECISIONS)}")
+    if threads < 0:
+        raise ValueError("threads must be 0 (torch's default) or more")
     _choice = DeviceChoice(device=device, mixed_precision=mixed_precision)
+    if threads:
+        torch.set_num_threads(threads)
     resolved = pick_device()
     if resolved.type == "cuda":
         # cuBLAS needs a fixed workspace for deterministic results; it is read at CUDA start.

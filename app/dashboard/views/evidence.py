@@ -19,6 +19,7 @@ from app.dashboard.views.charts import (
     interval_chart,
     percentile_chart,
 )
+from app.dashboard.views.record_gate import RecordGate, record_gate
 from app.jobs.models import Job
 from app.registry.models import MlModel, ModelVersion
 
@@ -83,6 +84,7 @@ class ModelEvidence:
     verification: dict[str, Any]
     purge: dict[str, Any]
     memberships: list[Membership] = field(default_factory=list)
+    record_gates: list[RecordGate] = field(default_factory=list)
     fallback_reason: str | None = None
 
 
@@ -158,6 +160,22 @@ def _version_id(claim: dict[str, Any] | None) -> uuid.UUID | None:
         return None
 
 
+def approximate_checks(
+    verification: dict[str, Any],
+) -> tuple[list[Membership], list[RecordGate]]:
+    """The membership checks of a model's step: the approximate result it accepted, or the
+    attempt it refused before retraining; each by the pooled test or the per-record gate."""
+    checks = []
+    if verification.get("kind") == "membership_inference":
+        checks.append(("The approximate result, accepted", verification))
+    attempt = verification.get("approximate_attempt")
+    if isinstance(attempt, dict):
+        checks.append(("The approximate attempt, refused: the model was retrained", attempt))
+    pooled = [m for label, f in checks if (m := _membership(label, f))]
+    per_record = [g for label, f in checks if (g := record_gate(label, f))]
+    return pooled, per_record
+
+
 def _model_evidence(session: Session, claim: dict[str, Any]) -> ModelEvidence:
     model = session.get(MlModel, uuid.UUID(claim["model_id"]))
     old_id, new_id = _version_id(claim.get("old_version")), _version_id(claim.get("new_version"))
@@ -180,15 +198,7 @@ def _model_evidence(session: Session, claim: dict[str, Any]) -> ModelEvidence:
         purge=dict(claim.get("purge") or {}),
         fallback_reason=((job.metrics if job else None) or {}).get("fallback_reason"),
     )
-    if verification.get("kind") == "membership_inference":
-        found = _membership("The approximate result, accepted", verification)
-        if found:
-            evidence.memberships.append(found)
-    attempt = verification.get("approximate_attempt")
-    if isinstance(attempt, dict):
-        found = _membership("The approximate attempt, refused: the model was retrained", attempt)
-        if found:
-            evidence.memberships.append(found)
+    evidence.memberships, evidence.record_gates = approximate_checks(verification)
     return evidence
 
 
