@@ -115,6 +115,7 @@ def s3_workers(database: str) -> Iterator[tuple[S3ArtifactStore, list[Worker]]]:
                 # No crash recovery here: a lease that outlasts a slow step on a busy machine,
                 # so that no job runs twice.
                 "LETHE_JOB_LEASE_SECONDS": "60",
+                "LETHE_TORCH_THREADS": "1",
             }
             for index, worker in enumerate(workers):
                 _start(worker, env, beat=index == 0)
