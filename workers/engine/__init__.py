@@ -37,7 +37,11 @@ SISA (`workers.engine.sisa`, `sisa_model`, `partition`, `aggregation`, `unlearni
 
 Checkpoints and artifacts (`workers.engine.checkpoints`, `workers.engine.artifacts`)
     ArtifactStore protocol: put(*, key, data) get(*, key) delete(*, key) list(*, prefix) exists
+        purge(*, key) -> versions removed; list_versions(*, prefix); location
     LocalArtifactStore(*, root); CheckpointStore(*, store, prefix="sisa")
+    S3ArtifactStore(*, client, bucket, prefix, multipart_threshold)   (`s3_artifacts`)
+        every version purged; SHA-256 checked on get (ArtifactIntegrityError)
+    CachedArtifactStore(*, store, root, max_bytes)   (`artifact_cache`) evict(*, keys) sweep()
     find_tainted_checkpoints(*, checkpoints, erased_record_ids) -> list[SliceManifest]
     purge_tainted_checkpoints(*, checkpoints, erased_record_ids, delete=True)
 
