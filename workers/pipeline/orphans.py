@@ -22,6 +22,7 @@ from app.registry import versions
 from app.registry.enums import VersionStatus
 from app.registry.models import MlModel, ModelVersion
 from app.registry.versions import ARTIFACT_KEYS
+from workers.pipeline.cache_eviction import evict_cached_copies
 from workers.pipeline.session import db_session
 from workers.pipeline.storage import artifact_store, checkpoint_store, prefix_of, references_root
 
@@ -52,6 +53,7 @@ def _orphan_references(model_id: uuid.UUID, live_versions: Sequence[ModelVersion
 def scan_orphans() -> dict[str, int]:
     """Delete unowned checkpoints, version files and reference files; returns how many of each."""
     totals = {"checkpoints": 0, "artifacts": 0, "references": 0}
+    deleted_keys: list[str] = []
     store = artifact_store()
     with db_session() as session:
         busy = jobs_service.models_running(session) | jobs_service.models_pending(session)
@@ -69,6 +71,7 @@ def scan_orphans() -> dict[str, int]:
             orphan_checkpoints = sorted(stored - live_checkpoints)
             for key in orphan_checkpoints:
                 checkpoints.delete(key=key)
+                deleted_keys += checkpoints.files(key=key)
             live_versions = session.scalars(
                 select(ModelVersion).where(
                     ModelVersion.model_id == model_id,
@@ -90,6 +93,7 @@ def scan_orphans() -> dict[str, int]:
             orphan_references = _orphan_references(model_id, live_versions)
             for key in orphan_references:
                 store.delete(key=key)
+            deleted_keys += orphan_files + orphan_references
             if orphan_checkpoints or orphan_files or orphan_references:
                 append_event(
                     session,
@@ -107,6 +111,8 @@ def scan_orphans() -> dict[str, int]:
                 totals["artifacts"] += len(orphan_files)
                 totals["references"] += len(orphan_references)
         session.commit()
+    if deleted_keys:
+        evict_cached_copies(keys=deleted_keys)
     if any(totals.values()):
         log.info("orphans_deleted", **totals)
     return totals
