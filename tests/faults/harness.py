@@ -285,7 +285,7 @@ class Case:
     # Before the erasure (`snapshot`):
     versions_before: dict[int, str] = field(default_factory=dict)  # number -> status
     tainted_files: set[str] = field(default_factory=set)  # relative to the artifact store
-    expected_purge: dict[str, int] = field(default_factory=dict)
+    expected_purge: dict[str, object] = field(default_factory=dict)
 
     def body(self, **extra: Any) -> dict[str, Any]:
         return {"identities": [{"type": "user_id", "value": self.identity}], **extra}
@@ -351,6 +351,8 @@ def snapshot(db: Db, case: Case) -> Case:
         "checkpoints": sum(f.endswith(".json") and "/sisa/" in f for f in case.tainted_files),
         "artifacts": sum("/sisa/" not in f for f in case.tainted_files),
         "references": 0,  # SISA and retrain models have no reference models
+        # Each file is one stored version in the local directory.
+        "object_versions": {"local": len(case.tainted_files)},
     }
     assert case.versions_before and case.tainted_files, "the model holds the person's records"
     return case

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from app.audit.service import SYSTEM_ACTOR, append_event
 from app.core.db import get_engine
@@ -33,6 +34,7 @@ from app.jobs import service as jobs_service
 from app.registry import purge, versions
 from app.registry.enums import PurgeKind
 from app.registry.models import PurgeItem
+from workers.engine.artifacts import ArtifactStore
 from workers.engine.verification.manifests import reference_files
 from workers.pipeline.cache_eviction import evict_cached_copies
 from workers.pipeline.session import db_session
@@ -105,39 +107,69 @@ def scrub_database() -> None:
         raise RuntimeError("the write-ahead log is in use; checkpoint retried next sweep")
 
 
-def sweep() -> SweepResult:
-    """One pass over the outbox. Items that fail stay for the next pass. Files go first, in
-    one transaction; the database scrub runs after it, holding no transaction of ours."""
-    result = SweepResult()
+def _count_before_deleting(items: list[PurgeItem], *, store: ArtifactStore) -> None:
+    """Record how many stored versions each item's files have, before any is deleted (committed
+    by the caller): a worker killed after deleting and before confirming would otherwise leave
+    the certificate counting none, since the retry finds nothing left."""
+    for item in items:
+        keys = _files(item)
+        found = sum(1 for key in keys for v in store.list_versions(prefix=key) if v.key == key)
+        if found > (item.versions_deleted or 0):
+            item.versions_deleted = found
+            item.deleted_from = store.location
+
+
+def _due_file_items(session: Session) -> tuple[list[PurgeItem], list[int]]:
+    """The file items to delete in this pass, and the ids of the database items (scrubbed
+    after). A checkpoint a live version owns again is confirmed kept instead."""
+    running = jobs_service.models_running(session)
+    live: dict[uuid.UUID, set[str]] = {}
+    files: list[PurgeItem] = []
     scrubs: list[int] = []
+    for item in purge.pending(session):
+        if item.kind == PurgeKind.DATABASE:
+            scrubs.append(item.id)
+            continue
+        if item.kind == PurgeKind.CHECKPOINT and item.model_id is not None:
+            if _discarded(item) and item.model_id in running:
+                continue  # a running job may be reusing it (same records, same key)
+            if item.key in live.setdefault(
+                item.model_id,
+                set(versions.live_checkpoint_keys(session, model_id=item.model_id)),
+            ):
+                purge.confirm(item)  # a later version trained the same checkpoint: kept
+                item.last_error = "kept: a live version owns this checkpoint again"
+                continue
+        files.append(item)
+    return files, scrubs
+
+
+def sweep() -> SweepResult:
+    """One pass over the outbox. Items that fail stay for the next pass. Files go first (their
+    versions counted and committed before any is deleted); the database scrub runs after,
+    holding no transaction of ours."""
+    result = SweepResult()
     with db_session() as session:
         deleted: Counter[tuple[str, str]] = Counter()
         versions_by_model: Counter[str] = Counter()
         store = artifact_store()
-        running = jobs_service.models_running(session)
-        live: dict[uuid.UUID, set[str]] = {}
-        for item in purge.pending(session):
-            if item.kind == PurgeKind.DATABASE:
-                scrubs.append(item.id)
-                continue
-            if item.kind == PurgeKind.CHECKPOINT and item.model_id is not None:
-                if _discarded(item) and item.model_id in running:
-                    continue  # a running job may be reusing it (same records, same key)
-                if item.key in live.setdefault(
-                    item.model_id,
-                    set(versions.live_checkpoint_keys(session, model_id=item.model_id)),
-                ):
-                    purge.confirm(item)  # a later version trained the same checkpoint: kept
-                    item.last_error = "kept: a live version owns this checkpoint again"
-                    continue
+        files, scrubs = _due_file_items(session)
+        try:
+            _count_before_deleting(files, store=store)
+        except Exception as exc:  # the store cannot be listed: nothing is deleted this pass
+            log.warning("purge_count_failed", error_type=type(exc).__name__)
+            files = []
+        session.commit()
+        for item in files:
             try:
                 keys = _files(item)
-                versions_deleted = _purge(keys)
+                removed = _purge(keys)
             except Exception as exc:  # retried on the next sweep; the reason is kept
                 purge.failed(item, error=_describe(exc))
                 result.failed += 1
                 log.warning("purge_item_failed", item_id=item.id, kind=item.kind)
                 continue
+            versions_deleted = max(item.versions_deleted or 0, removed)
             purge.confirm(item, deleted_from=store.location, versions_deleted=versions_deleted)
             result.confirmed += 1
             result.purged_keys += keys
