@@ -155,6 +155,11 @@ def test_the_engine_knows_no_database_queue_or_service():
     assert not found, "\n".join(found)
 
 
+def test_the_stores_know_no_database_queue_service_or_torch():
+    found = _importers(REPO / "workers" / "store", "app", "sqlalchemy", "celery", "torch")
+    assert not found, "\n".join(found)
+
+
 def test_the_checks_see_imports():
     """The helpers above find what they must, so that a passing test means something."""
     graph = {"app.a": {"app.b": ["x"]}, "app.b": {"app.c": ["y"]}, "app.c": {"app.a": ["z"]}}

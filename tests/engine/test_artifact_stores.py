@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.s3_server import client, s3_server, versioned_bucket
-from workers.engine.artifact_cache import CachedArtifactStore
 from workers.engine.artifacts import ArtifactStore, LocalArtifactStore
-from workers.engine.s3_artifacts import (
+from workers.store.cache import CachedArtifactStore
+from workers.store.s3 import (
     SHA256_METADATA,
     ArtifactIntegrityError,
     S3ArtifactStore,

@@ -42,7 +42,7 @@ from tests.s3_server import (
     versioned_bucket,
 )
 from workers.engine.checkpoints import SliceManifest
-from workers.engine.s3_artifacts import S3ArtifactStore, sha256_hex
+from workers.store.s3 import S3ArtifactStore, sha256_hex
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BUCKET = "lethe-e2e"

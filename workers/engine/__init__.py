@@ -39,9 +39,8 @@ Checkpoints and artifacts (`workers.engine.checkpoints`, `workers.engine.artifac
     ArtifactStore protocol: put(*, key, data) get(*, key) delete(*, key) list(*, prefix) exists
         purge(*, key) -> versions removed; list_versions(*, prefix); location
     LocalArtifactStore(*, root); CheckpointStore(*, store, prefix="sisa")
-    S3ArtifactStore(*, client, bucket, prefix, multipart_threshold)   (`s3_artifacts`)
-        every version purged; SHA-256 checked on get (ArtifactIntegrityError)
-    CachedArtifactStore(*, store, root, max_bytes)   (`artifact_cache`) evict(*, keys) sweep()
+    (outside the engine, in `workers.store`: S3ArtifactStore in `s3`, every version purged,
+    SHA-256 checked on get; CachedArtifactStore in `cache`, the worker-local read-through cache)
     find_tainted_checkpoints(*, checkpoints, erased_record_ids) -> list[SliceManifest]
     purge_tainted_checkpoints(*, checkpoints, erased_record_ids, delete=True)
 

@@ -1,7 +1,7 @@
 """Artifact storage: named blobs of bytes.
 
 `ArtifactStore` is the interface; `LocalArtifactStore` keeps blobs as files under a directory,
-`workers.engine.s3_artifacts.S3ArtifactStore` as objects in a versioned bucket. This module
+`workers.store.s3.S3ArtifactStore` as objects in a versioned bucket. This module
 imports no torch, so the API layer can use it to purge artifacts.
 """
 

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from app.core.config import get_settings
-from workers.engine.artifact_cache import CachedArtifactStore
 from workers.engine.artifacts import ArtifactStore, LocalArtifactStore
 from workers.engine.checkpoints import CheckpointStore
-from workers.engine.s3_artifacts import S3ArtifactStore, s3_client
+from workers.store.cache import CachedArtifactStore
+from workers.store.s3 import S3ArtifactStore, s3_client
 
 REFERENCES_KEY = "references_prefix"  # in a version's manifest
 

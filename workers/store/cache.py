@@ -18,7 +18,7 @@ from pathlib import Path
 import structlog
 
 from workers.engine.artifacts import ObjectVersion, validate_key
-from workers.engine.s3_artifacts import S3ArtifactStore, sha256_hex
+from workers.store.s3 import S3ArtifactStore, sha256_hex
 
 log = structlog.get_logger(__name__)
 
