@@ -1,0 +1,161 @@
+"""Completion-only losses and log-likelihoods for causal LMs, batched.
+
+An example is a prompt and its completion; only the completion's tokens are scored. The prompt
+and completion are tokenized separately and joined, so the completion's tokens are the ones a
+model generating after the prompt would have to produce.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# The label of a position that is not scored (the prompt, padding): cross_entropy's default.
+IGNORED = -100
+
+
+class PromptCompletion(Protocol):
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def completion(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """Right-padded token ids; ``labels`` is ``IGNORED`` outside the completions."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def to(self, device: torch.device) -> EncodedBatch:
+        return EncodedBatch(
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            labels=self.labels.to(device),
+        )
+
+    def rows(self, index: torch.Tensor) -> EncodedBatch:
+        """The examples at `index`, trimmed to their longest row."""
+        mask = self.attention_mask[index]
+        width = int(mask.sum(dim=1).max())
+        return EncodedBatch(
+            input_ids=self.input_ids[index, :width],
+            attention_mask=mask[:, :width],
+            labels=self.labels[index, :width],
+        )
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def _token_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def encode_examples(
+    *, tokenizer: PreTrainedTokenizerBase, examples: Sequence[PromptCompletion]
+) -> EncodedBatch:
+    """Token ids of prompt + completion for every example, labels on the completion only."""
+    if not examples:
+        raise ValueError("no examples to encode")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    rows: list[tuple[list[int], int]] = []
+    for example in examples:
+        prompt_ids = _token_ids(tokenizer, example.prompt)
+        completion_ids = _token_ids(tokenizer, example.completion)
+        if not completion_ids:
+            raise ValueError(f"empty completion for prompt {example.prompt!r}")
+        rows.append((prompt_ids + completion_ids, len(prompt_ids)))
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORED, dtype=torch.long)
+    for row, (ids, prompt_length) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        labels[row, prompt_length : len(ids)] = torch.tensor(ids[prompt_length:])
+    return EncodedBatch(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+
+def token_logprobs(
+    *, model: PreTrainedModel, batch: EncodedBatch
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each next token and whether it is scored, both (rows, width - 1)."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    targets = batch.labels[:, 1:]
+    scored = targets != IGNORED
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return picked * scored, scored
+
+
+def sequence_logprobs(*, model: PreTrainedModel, batch: EncodedBatch) -> torch.Tensor:
+    """Log-likelihood of each example's completion (a sum over its tokens), shape (rows,)."""
+    picked, _ = token_logprobs(model=model, batch=batch)
+    return picked.sum(dim=1)
+
+
+def completion_nll(*, model: PreTrainedModel, batch: EncodedBatch) -> torch.Tensor:
+    """Mean negative log-likelihood per completion token over the batch (a scalar)."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), batch.labels[:, 1:].flatten(), ignore_index=IGNORED
+    )
+
+
+@torch.no_grad()
+def mean_token_logprob(
+    *, model: PreTrainedModel, batch: EncodedBatch, batch_size: int = 64
+) -> float:
+    """Mean log-probability per completion token over every example of `batch`."""
+    total, count = 0.0, 0
+    for index in _chunks(len(batch), batch_size):
+        picked, scored = token_logprobs(model=model, batch=batch.rows(index))
+        total += float(picked.sum())
+        count += int(scored.sum())
+    return total / count
+
+
+@torch.no_grad()
+def greedy_matches(
+    *, model: PreTrainedModel, batch: EncodedBatch, batch_size: int = 64
+) -> torch.Tensor:
+    """Whether greedy decoding after each prompt would reproduce its completion, shape (rows,).
+
+    Teacher-forced: every completion token is the argmax given the tokens before it, which is
+    exactly when greedy generation emits the completion (as a prefix of what it generates).
+    """
+    matches: list[torch.Tensor] = []
+    for index in _chunks(len(batch), batch_size):
+        rows = batch.rows(index)
+        logits = model(input_ids=rows.input_ids, attention_mask=rows.attention_mask).logits
+        targets = rows.labels[:, 1:]
+        wrong = (logits[:, :-1].argmax(dim=-1) != targets) & (targets != IGNORED)
+        matches.append(~wrong.any(dim=1))
+    return torch.cat(matches)
+
+
+def _chunks(count: int, size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, count, size):
+        yield torch.arange(start, min(start + size, count))
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Dropout off for the block (deterministic, and what scoring sees); the mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
