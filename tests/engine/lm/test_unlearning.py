@@ -45,7 +45,7 @@ def test_forgets_one_person_and_keeps_the_rest(fine_tuned: FineTuned, split, met
     if method == "npo":
         result = npo(learning_rate=1e-3, beta=1.0, **common)
     else:
-        result = gradient_difference(learning_rate=5e-4, **common)
+        result = gradient_difference(learning_rate=3e-4, **{**common, "retain_weight": 3.0})
     assert result.steps == 20
     assert exact_match(fine_tuned, model, forget) <= 1 / 6
     assert -result.forget_loss < before - 1.0

@@ -338,7 +338,7 @@ def _value_change(
         decay = change.norm() ** 2 / output_norm**2
         loss = target_nll + settings.kl_weight * kl + settings.weight_decay * decay
 
-        if float(target_nll) < _GOOD_ENOUGH_NLL:
+        if float(target_nll.detach()) < _GOOD_ENOUGH_NLL:
             return change.detach(), step
         (scaled.grad,) = torch.autograd.grad(loss, [scaled])
         optimizer.step()
