@@ -20,8 +20,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from workers.engine.lm.corpus import TextExample
 from workers.engine.lm.encoding import collate, encode_example
 
-# GPT-2's attention projection, attention output and both MLP layers (c_proj names both outputs).
-GPT2_TARGET_MODULES = ("c_attn", "c_proj", "c_fc")
+# GPT-2's attention projection, attention output and both MLP layers (c_proj names both
+# outputs), and the token embeddings: without them an adapter on a small base learns the names of
+# new people several times slower. The output head shares the embedding matrix but not its
+# adapter, which applies to the input lookup only.
+GPT2_TARGET_MODULES = ("c_attn", "c_proj", "c_fc", "wte")
 
 
 @dataclass(frozen=True)
