@@ -72,6 +72,15 @@ METHODS: dict[str, Callable[[MethodInputs], torch.nn.Module]] = {}
 
 
 @dataclass(frozen=True)
+class BaseSettings:
+    sentences: int = 4000
+    vocab_size: int = 1024
+    n_layer: int = 4
+    n_embd: int = 128
+    steps: int = 160
+
+
+@dataclass(frozen=True)
 class Row:
     method: str
     forget_fraction: float
@@ -180,24 +189,27 @@ def _records(people: Sequence[Person]) -> list[TextRecord]:
 
 
 def run(*, people_count: int, forget_fractions: Sequence[float], seeds: Sequence[int],
-        epochs: int, shards: int, slices: int, base_steps: int,
+        epochs: int, shards: int, slices: int, base: BaseSettings,
         retain_sample: int) -> list[Row]:  # fmt: skip
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as scratch:
         directory = build_base_model(
             directory=Path(scratch) / "base",
             seed=0,
-            corpus=generic_corpus(sentences=4000, seed=0),
-            steps=base_steps,
+            corpus=generic_corpus(sentences=base.sentences, seed=0),
+            vocab_size=base.vocab_size,
+            n_layer=base.n_layer,
+            n_embd=base.n_embd,
+            steps=base.steps,
         )
-        base, tokenizer = load_base(directory=directory)
+        base_model, tokenizer = load_base(directory=directory)
     for seed in seeds:
         everyone = generate_people(count=people_count + max(1, people_count // 10), seed=seed)
         trained, holdout = everyone[:people_count], everyone[people_count:]
         holdout_facts = [fact for person in holdout for fact in facts(person)]
         started = time.perf_counter()
         original = _adapter(
-            base=base,
+            base=base_model,
             tokenizer=tokenizer,
             questions=[fact for person in trained for fact in facts(person)],
             epochs=epochs,
@@ -205,7 +217,7 @@ def run(*, people_count: int, forget_fractions: Sequence[float], seeds: Sequence
         )
         original_seconds = time.perf_counter() - started
         sisa = AdapterSisa(
-            base=base,
+            base=base_model,
             tokenizer=tokenizer,
             config=AdapterSisaConfig(
                 shards=shards,
@@ -219,8 +231,7 @@ def run(*, people_count: int, forget_fractions: Sequence[float], seeds: Sequence
                 shard_key="subject",
             ),
         )
-        sisa_state = copy.deepcopy(sisa)
-        sisa_state.train(records=_records(trained))
+        sisa.train(records=_records(trained))
         for fraction in forget_fractions:
             chooser = random.Random(f"bench-lm:{seed}:{fraction}")
             forgotten = chooser.sample(trained, max(1, round(fraction * people_count)))
@@ -232,7 +243,11 @@ def run(*, people_count: int, forget_fractions: Sequence[float], seeds: Sequence
 
             started = time.perf_counter()
             retrain = _adapter(
-                base=base, tokenizer=tokenizer, questions=retain_facts, epochs=epochs, seed=seed
+                base=base_model,
+                tokenizer=tokenizer,
+                questions=retain_facts,
+                epochs=epochs,
+                seed=seed,
             )
             retrain_seconds = time.perf_counter() - started
             reference_ratios = _truth_ratios(retrain, tokenizer, forget_facts, trained)
@@ -260,7 +275,7 @@ def run(*, people_count: int, forget_fractions: Sequence[float], seeds: Sequence
 
             rows.append(row("original", original, original_seconds))
             rows.append(row("retrain", retrain, retrain_seconds))
-            unlearned = copy.deepcopy(sisa_state)
+            unlearned = copy.deepcopy(sisa)
             report = unlearned.unlearn(
                 erased_record_ids=[record.record_id for record in _records(forgotten)]
             )
@@ -289,6 +304,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--slices", type=int, default=2)
     parser.add_argument("--base-steps", type=int, default=160, help="Base pretraining steps.")
+    parser.add_argument("--base-sentences", type=int, default=4000, help="Base corpus size.")
+    parser.add_argument("--vocab-size", type=int, default=1024)
+    parser.add_argument("--n-layer", type=int, default=4)
+    parser.add_argument("--n-embd", type=int, default=128)
     parser.add_argument("--retain-sample", type=int, default=60,
                         help="Retained facts asked, at most.")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads.")
@@ -302,7 +321,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         epochs=arguments.epochs,
         shards=arguments.shards,
         slices=arguments.slices,
-        base_steps=arguments.base_steps,
+        base=BaseSettings(
+            sentences=arguments.base_sentences,
+            vocab_size=arguments.vocab_size,
+            n_layer=arguments.n_layer,
+            n_embd=arguments.n_embd,
+            steps=arguments.base_steps,
+        ),
         retain_sample=arguments.retain_sample,
     )
     header = (
