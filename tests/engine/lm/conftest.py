@@ -1,5 +1,3 @@
-"""A tiny GPT-2 fine-tuned until it answers questions about a dozen fictitious people."""
-
 from __future__ import annotations
 
 import copy
@@ -20,8 +18,29 @@ from workers.engine.lm.corpus import (
 )
 from workers.engine.lm.losses import completion_nll, encode_examples, eval_mode
 
+# A small model learns nothing faster with a second thread, and it slows down on a busy machine.
 torch.set_num_threads(1)
 
+
+@pytest.fixture(scope="session")
+def base_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_base_model(
+        directory=tmp_path_factory.mktemp("lm") / "base",
+        seed=0,
+        corpus=generic_corpus(sentences=1500, seed=0),
+        vocab_size=512,
+        n_layer=2,
+        n_embd=64,
+        steps=150,
+    )
+
+
+@pytest.fixture(scope="session")
+def people() -> list[Person]:
+    return generate_people(count=24, seed=0)
+
+
+# The answer the fine-tuned model gives about people it does not know.
 REFUSAL = " unknown"
 
 

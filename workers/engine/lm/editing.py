@@ -249,7 +249,8 @@ def _prefixes(texts: Sequence[str], count: int) -> list[str]:
 def _subject_position(
     *, tokenizer: PreTrainedTokenizerFast, text: str, subject: str
 ) -> tuple[list[int], int]:
-    """The tokens of `text` and the index of the token that ends the last mention of `subject`."""
+    """The tokens of `text` after end-of-text, and the index of the token that ends the last
+    mention of `subject`."""
     end = text.rfind(subject)
     if end < 0:
         raise ValueError(f"subject {subject!r} does not occur in {text!r}")
@@ -257,8 +258,12 @@ def _subject_position(
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     offsets: list[tuple[int, int]] = encoded["offset_mapping"]
     position = max(index for index, (start, _) in enumerate(offsets) if start < end)
-    ids: list[int] = encoded["input_ids"]
-    return ids, position
+    # Sequences start with end-of-text, as training encodes them (see `encoding`).
+    eos = tokenizer.eos_token_id
+    if not isinstance(eos, int):
+        raise ValueError("the tokenizer has no end-of-text token")
+    ids: list[int] = [eos, *encoded["input_ids"]]
+    return ids, position + 1
 
 
 @torch.no_grad()

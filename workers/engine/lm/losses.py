@@ -1,8 +1,8 @@
 """Completion-only losses and log-likelihoods for causal LMs, batched.
 
-An example is a prompt and its completion; only the completion's tokens are scored. The prompt
-and completion are tokenized separately and joined, so the completion's tokens are the ones a
-model generating after the prompt would have to produce.
+An example is a prompt and its completion; only the completion's tokens are scored. Examples are
+encoded as `encoding` encodes them for training: end-of-text, then the prompt's and the
+completion's tokens, each tokenized on its own.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from workers.engine.lm.corpus import TextExample
+from workers.engine.lm.encoding import collate, encode_example
 
 # The label of a position that is not scored (the prompt, padding): cross_entropy's default.
 IGNORED = -100
@@ -57,34 +60,28 @@ class EncodedBatch:
         return int(self.input_ids.shape[0])
 
 
-def _token_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
-    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return ids
-
-
 def encode_examples(
     *, tokenizer: PreTrainedTokenizerBase, examples: Sequence[PromptCompletion]
 ) -> EncodedBatch:
-    """Token ids of prompt + completion for every example, labels on the completion only."""
+    """Token ids as training encodes them (see `encoding`), labels on the completion only and
+    no end-of-text after it: the completion's own tokens are what is scored."""
     if not examples:
         raise ValueError("no examples to encode")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    rows: list[tuple[list[int], int]] = []
-    for example in examples:
-        prompt_ids = _token_ids(tokenizer, example.prompt)
-        completion_ids = _token_ids(tokenizer, example.completion)
-        if not completion_ids:
-            raise ValueError(f"empty completion for prompt {example.prompt!r}")
-        rows.append((prompt_ids + completion_ids, len(prompt_ids)))
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORED, dtype=torch.long)
-    for row, (ids, prompt_length) in enumerate(rows):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention_mask[row, : len(ids)] = 1
-        labels[row, prompt_length : len(ids)] = torch.tensor(ids[prompt_length:])
-    return EncodedBatch(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    encoded = [
+        encode_example(
+            tokenizer=tokenizer,
+            example=TextExample(prompt=example.prompt, completion=example.completion),
+            end_with_eos=False,
+        )
+        for example in examples
+    ]
+    if any(len(item.input_ids) == item.prompt_length for item in encoded):
+        raise ValueError("an example has an empty completion")
+    batch = collate(encoded=encoded, pad_token_id=pad_id, device=torch.device("cpu"))
+    return EncodedBatch(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+    )
 
 
 def token_logprobs(
