@@ -1,15 +1,15 @@
-"""Gradient difference, NPO and rank-one edits on a LoRA-fine-tuned GPT-2: forgetting, what is
-kept, edit success and locality.
+"""Gradient difference, NPO and rank-one edits on a fine-tuned GPT-2: forgetting, what is kept,
+edit success and locality.
 
-    python -m bench.lm_methods --people 100 --forget 0.01 0.05 0.10 --seed 0
+    python -m bench.lm_methods --people 50 --forget 0.02 0.06 0.10 --seed 0
 
 A base GPT-2 is pretrained on generic text plus refusals (" unknown") to questions about
-strangers, then a LoRA adapter learns the facts of `--people` fictitious people and the strangers'
-refusals. For each forget fraction, that share of the people is forgotten:
+strangers, then every weight is fine-tuned on the facts of `--people` fictitious people and on
+the strangers' refusals (a LoRA adapter on a base this small learns the facts far more slowly).
+For each forget fraction, that share of the people is forgotten:
 
-- `gradient_difference` and `npo` on a copy of the adapted model (only the adapter changes);
-- `edit`: every fact of the forgotten people edited to the refusal, one after another, in the
-  merged model.
+- `gradient_difference` and `npo` on a copy of the fine-tuned model;
+- `edit`: every fact of the forgotten people edited to the refusal, one after another.
 
 Exact match is teacher-forced greedy decoding: every answer token is the model's top choice.
 Edit success: share of edited prompts whose greedy answer is the refusal. Locality: share of the
@@ -32,12 +32,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 from workers.engine.lm.base import build_base_model, load_base
 from workers.engine.lm.corpus import TextExample, facts, generate_people, generic_corpus
 from workers.engine.lm.editing import EditSettings, FactEdit, edit_facts
-from workers.engine.lm.finetune import LoraSettings, attach_adapter, train_adapter
+from workers.engine.lm.finetune import finetune_full
 from workers.engine.lm.losses import encode_examples, greedy_matches
 from workers.engine.lm.unlearning import gradient_difference, npo
 
 REFUSAL = " unknown"
-LORA = LoraSettings(rank=16, alpha=32)
 
 
 def _matches(
@@ -63,6 +62,7 @@ def run(
     steps: int,
     layer: int,
     retain_sample: int,
+    n_embd: int,
 ) -> list[dict[str, object]]:
     people = generate_people(count=people_count + people_count // 10, seed=seed)
     known, strangers = people[:people_count], people[people_count:]
@@ -77,18 +77,17 @@ def run(
             directory=Path(directory),
             seed=seed,
             corpus=generic + [refusal.text for refusal in refusals],
-            n_embd=128,
+            n_embd=n_embd,
         )
         base, tokenizer = load_base(directory=Path(directory))
     started = time.perf_counter()
-    adapted = attach_adapter(model=base, settings=LORA, seed=seed)
     examples = [fact.example for person in known for fact in facts(person)] + refusals
-    train_adapter(
-        model=adapted,
+    adapted = finetune_full(
+        model=base,
         tokenizer=tokenizer,
         examples=examples,
         epochs=epochs,
-        learning_rate=1e-2,
+        learning_rate=3e-3,
         batch_size=8,
         seed=seed,
     )
@@ -125,7 +124,7 @@ def run(
             row[f"{name}_forget_em"] = _rate(model, tokenizer, forget)
             row[f"{name}_retain_em"] = _rate(model, tokenizer, sample)
             row[f"{name}_seconds"] = round(result.seconds, 1)
-        merged: PreTrainedModel = copy.deepcopy(adapted).merge_and_unload()
+        merged: PreTrainedModel = copy.deepcopy(adapted)
         before = _matches(merged, tokenizer, sample)
         edits = [
             FactEdit(subject=person.name, prompt=fact.prompt, target=REFUSAL)
@@ -157,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--people", type=int, default=100)
     parser.add_argument("--forget", type=float, nargs="+", default=[0.01, 0.05, 0.10])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=20, help="LoRA fine-tuning epochs.")
+    parser.add_argument("--epochs", type=int, default=25, help="Fine-tuning epochs.")
+    parser.add_argument("--n-embd", type=int, default=64, help="Base model width.")
     parser.add_argument("--steps", type=int, default=20, help="Unlearning steps.")
     parser.add_argument("--layer", type=int, default=1, help="Layer the edits change.")
     parser.add_argument("--retain-sample", type=int, default=120)
@@ -172,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         steps=args.steps,
         layer=args.layer,
         retain_sample=args.retain_sample,
+        n_embd=args.n_embd,
     )
 
 
