@@ -60,4 +60,10 @@ Per-record verification (`workers.engine.verification`)
     verify_forgetting(*, model, forget, holdout, references, settings) -> ForgettingVerdict
     read_manifests / references_holding / purge_references        no torch: for the purge
     stored_references / reference_files                           no torch: what to delete
+
+Language models (`workers.engine.lm`, see its README.md)
+    generate_people(*, count, seed) -> list[Person]; facts(person) -> list[Fact]; biography(person)
+    build_base_model(*, directory, seed, corpus, ...) -> Path; load_base(*, directory)
+    attach_adapter(*, model, settings, seed); train_adapter(*, model, tokenizer, examples, ...)
+    AdapterSisa(*, base, tokenizer, config) .train(*, records) .unlearn(*, erased_record_ids)
 """
