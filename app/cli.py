@@ -304,6 +304,31 @@ def verify_certificate(
     typer.echo(f"  audit chain head: #{head.get('seq')} {head.get('hash')}")
 
 
+_PASS_THROUGH = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": [],  # `--help` reaches the benchmark's own parser
+}
+
+
+@bench_cli.command("lm", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_lm(ctx: typer.Context) -> None:
+    """Erasing fictitious people from a fine-tuned language model: the retrained reference,
+    SISA over adapters and the approximate methods (`lethe bench lm --help` for its options)."""
+    from bench.lm import main as run
+
+    run(list(ctx.args))
+
+
+@bench_cli.command("lm-methods", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_lm_methods(ctx: typer.Context) -> None:
+    """Gradient difference, NPO and rank-one edits on a fully fine-tuned language model:
+    forgetting, what is kept, edit success and locality (`--help` for its options)."""
+    from bench.lm_methods import main as run
+
+    run(list(ctx.args))
+
+
 def _register_benchmarks() -> None:
     try:
         from bench.sisa import sisa

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from bench._lm_unlearning import UNLEARNING_METHODS, unlearn
 from workers.engine.lm.adapter_sisa import AdapterSisa, AdapterSisaConfig, TextRecord
 from workers.engine.lm.base import build_base_model, load_base
 from workers.engine.lm.corpus import Fact, Person, facts, generate_people, generic_corpus
@@ -66,9 +67,28 @@ class MethodInputs:
     seed: int
 
 
-# Approximate methods (gradient difference, NPO, editing) register here: name -> a function
-# that returns the unlearned model, leaving its input untouched.
-METHODS: dict[str, Callable[[MethodInputs], torch.nn.Module]] = {}
+def _approximate(name: str) -> Callable[[MethodInputs], torch.nn.Module]:
+    def run(inputs: MethodInputs) -> torch.nn.Module:
+        model = copy.deepcopy(inputs.model)
+        unlearn(
+            name,
+            model=model,  # type: ignore[arg-type]  # a peft-wrapped causal LM
+            tokenizer=inputs.tokenizer,
+            forget=[fact.example for fact in inputs.forget],
+            retain=[fact.example for fact in inputs.retain],
+            seed=inputs.seed,
+        )
+        return model
+
+    return run
+
+
+# Approximate methods: name -> a function that returns the unlearned model, leaving its input
+# untouched. Rank-one edits are measured by `bench.lm_methods` (they need the fully fine-tuned
+# model there).
+METHODS: dict[str, Callable[[MethodInputs], torch.nn.Module]] = {
+    name: _approximate(name) for name in UNLEARNING_METHODS
+}
 
 
 @dataclass(frozen=True)
@@ -331,13 +351,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         retain_sample=arguments.retain_sample,
     )
     header = (
-        f"{'method':<14} {'forget':>6} {'seed':>4} {'fgt EM':>6} {'fgt p':>6} {'ret EM':>6} "
+        f"{'method':<20} {'forget':>6} {'seed':>4} {'fgt EM':>6} {'fgt p':>6} {'ret EM':>6} "
         f"{'hold EM':>7} {'FQ':>6} {'MIA':>5} {'time/retrain':>12}"
     )
     print(header)
     for row in rows:
         print(
-            f"{row.method:<14} {row.forget_fraction:>6.2f} {row.seed:>4} "
+            f"{row.method:<20} {row.forget_fraction:>6.2f} {row.seed:>4} "
             f"{row.forget_exact_match:>6.2f} {row.forget_probability:>6.3f} "
             f"{row.retain_exact_match:>6.2f} {row.holdout_exact_match:>7.2f} "
             f"{row.forget_quality:>6.3f} {row.mia_auc:>5.2f} {row.time_vs_retrain:>12.3f}"

@@ -29,12 +29,12 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from bench._lm_unlearning import UNLEARNING_METHODS, unlearn
 from workers.engine.lm.base import build_base_model, load_base
 from workers.engine.lm.corpus import TextExample, facts, generate_people, generic_corpus
 from workers.engine.lm.editing import EditSettings, FactEdit, edit_facts
 from workers.engine.lm.finetune import finetune_full
 from workers.engine.lm.losses import encode_examples, greedy_matches
-from workers.engine.lm.unlearning import gradient_difference, npo
 
 REFUSAL = " unknown"
 
@@ -106,21 +106,17 @@ def run(
             "original_forget_em": _rate(adapted, tokenizer, forget),
             "original_retain_em": _rate(adapted, tokenizer, sample),
         }
-        for name in ("gradient_difference", "npo"):
+        for name in UNLEARNING_METHODS:
             model = copy.deepcopy(adapted)
-            common = dict(
+            result = unlearn(
+                name,
                 model=model,
                 tokenizer=tokenizer,
                 forget=forget,
                 retain=retain,
                 steps=steps,
-                batch_size=8,
                 seed=seed,
             )
-            if name == "npo":
-                result = npo(learning_rate=1e-3, beta=1.0, retain_weight=1.0, **common)  # type: ignore[arg-type]
-            else:
-                result = gradient_difference(learning_rate=3e-4, retain_weight=3.0, **common)  # type: ignore[arg-type]
             row[f"{name}_forget_em"] = _rate(model, tokenizer, forget)
             row[f"{name}_retain_em"] = _rate(model, tokenizer, sample)
             row[f"{name}_seconds"] = round(result.seconds, 1)

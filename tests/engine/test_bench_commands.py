@@ -80,3 +80,23 @@ def test_bench_refuses_an_unknown_device():
     result = CliRunner().invoke(cli, ["bench", "approximate", "--device", "tpu"])
     assert result.exit_code == 2
     assert "device must be one of" in result.output
+
+
+def test_bench_lm_scores_every_method_against_the_retrained_reference(tmp_path):
+    out = tmp_path / "lm.json"
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("bench", "lm", "--people", "4", "--forget", "0.25", "--seeds", "0"),
+            *("--epochs", "2", "--shards", "2", "--slices", "1", "--base-steps", "5"),
+            *("--base-sentences", "100", "--vocab-size", "300", "--n-layer", "1"),
+            *("--n-embd", "32", "--threads", "1", "--json", str(out)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = {row["method"]: row for row in json.loads(out.read_text())}
+    assert set(rows) == {"original", "retrain", "adapter-sisa", "gradient_difference", "npo"}
+    assert rows["retrain"]["forget_quality"] == 1.0 and rows["retrain"]["time_vs_retrain"] == 1.0
+    for row in rows.values():
+        assert row["forgotten_people"] == 1
+        assert 0.0 <= row["mia_auc"] <= 1.0 and 0.0 <= row["forget_probability"] <= 1.0
