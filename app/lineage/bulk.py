@@ -175,14 +175,20 @@ def _copy_lines(
 ) -> Iterator[str]:
     """Training records as lines of COPY's text format, features as bytea hex."""
     subject_text: dict[uuid.UUID, str] = {}
+    head = f"{dataset_id}\t"
+    tail = f"\t{created_at}\n"
     for r, s in zip(rows, record_subjects, strict=True):
         subject = subject_text.get(s)
         if subject is None:
             subject = subject_text[s] = str(s)
+        texts = (
+            "\\N\t\\N"  # a tabular record: no prompt, no completion
+            if r.prompt is None and r.completion is None
+            else f"{_copy_text(r.prompt)}\t{_copy_text(r.completion)}"
+        )
         yield (
-            f"{dataset_id}\t{_copy_text(r.key)}\t{subject}\t{_copy_text(r.split)}\t{r.label}"
-            f"\t\\\\x{r.features.hex()}\t{_copy_text(r.prompt)}\t{_copy_text(r.completion)}"
-            f"\t{created_at}\n"
+            f"{head}{_copy_text(r.key)}\t{subject}\t{_copy_text(r.split)}\t{r.label}"
+            f"\t\\\\x{r.features.hex()}\t{texts}{tail}"
         )
 
 

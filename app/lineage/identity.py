@@ -122,6 +122,10 @@ def identity_hash(
     return hmac.digest(pepper, digest.encode(), "sha256").hex()
 
 
+# Types whose raw value is hashed as it is, once it is safe text (no normalization, no format).
+_FREE_FORM = frozenset(IdentityType) - UUID_TYPES - {IdentityType.EMAIL, IdentityType.PHONE}
+
+
 class IdentityErrorAt(IdentityError):
     """An identity problem in a batch, at `position`; the message never contains the value."""
 
@@ -138,13 +142,21 @@ def identity_hashes(
     the joined text matches in one value, and none is added by joining); each value is checked
     alone only when that search finds one. Raises IdentityErrorAt."""
     text_checked = text_problem("".join(v for _, v, f in identities if f is IdentityFormat.RAW))
+    plain = text_checked is None
     hashes = []
     for position, (identity_type, value, identity_format) in enumerate(identities):
-        try:
-            digest = inner_digest(
-                identity_type, value, identity_format, text_checked=text_checked is None
-            )
-        except IdentityError as exc:
-            raise IdentityErrorAt(str(exc), position=position) from None
+        if (
+            plain
+            and identity_format is IdentityFormat.RAW
+            and identity_type in _FREE_FORM
+            and value
+        ):
+            # No normalization and no format beyond safe text: the common case, inline.
+            digest = hashlib.sha256(value.encode()).hexdigest()
+        else:
+            try:
+                digest = inner_digest(identity_type, value, identity_format, text_checked=plain)
+            except IdentityError as exc:
+                raise IdentityErrorAt(str(exc), position=position) from None
         hashes.append(hmac.digest(pepper, digest.encode(), "sha256").hex())
     return hashes

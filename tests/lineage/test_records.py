@@ -95,6 +95,9 @@ def test_identity_hashes_match_one_by_one_and_name_the_bad_position():
     with pytest.raises(IdentityErrorAt) as found:
         identity_hashes(pepper=b"p", identities=[*batch, (IdentityType.USER_ID, "u\x07", raw)])
     assert found.value.position == 3
+    with pytest.raises(IdentityErrorAt) as empty:
+        identity_hashes(pepper=b"p", identities=[*batch, (IdentityType.USER_ID, "", raw)])
+    assert empty.value.position == 3
     assert "u\x07" not in str(found.value)
 
 
