@@ -222,6 +222,7 @@ def records_import(
     from app.lineage.importer import ImportFileError, count_rows, read_csv, read_npz
     from app.lineage.jsonl_import import read_jsonl
     from app.lineage.models import Dataset
+    from app.lineage.prefetch import prefetched
     from app.lineage.service import add_records
     from app.lineage.suppressed import SuppressedIdentities
 
@@ -238,7 +239,8 @@ def records_import(
             raise typer.Exit(2)
         try:
             with typer.progressbar(length=total, label="importing", file=sys.stderr) as bar:
-                for chunk in reader(path, pepper=settings.pepper_bytes(), chunk_size=chunk_size):
+                chunks = reader(path, pepper=settings.pepper_bytes(), chunk_size=chunk_size)
+                for chunk in prefetched(chunks):
                     first_row = chunk.first_row
                     add_records(
                         session,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg.errors
+from psycopg import Copy
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -150,6 +152,46 @@ def insert_records(
     return InsertResult(added=len(rows), new_subjects=len(new_subjects))
 
 
+def _copy_text(value: str | None) -> str:
+    """A value as a field of COPY's text format: backslash, tab, newline and carriage return
+    escaped, None as `\\N`."""
+    if value is None:
+        return "\\N"
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+def _copy_lines(
+    dataset_id: uuid.UUID,
+    rows: Sequence[RecordRow],
+    record_subjects: list[uuid.UUID],
+    created_at: str,
+) -> Iterator[str]:
+    """Training records as lines of COPY's text format, features as bytea hex."""
+    subject_text: dict[uuid.UUID, str] = {}
+    head = f"{dataset_id}\t"
+    tail = f"\t{created_at}\n"
+    for r, s in zip(rows, record_subjects, strict=True):
+        subject = subject_text.get(s)
+        if subject is None:
+            subject = subject_text[s] = str(s)
+        texts = (
+            "\\N\t\\N"  # a tabular record: no prompt, no completion
+            if r.prompt is None and r.completion is None
+            else f"{_copy_text(r.prompt)}\t{_copy_text(r.completion)}"
+        )
+        yield (
+            f"{head}{_copy_text(r.key)}\t{subject}\t{_copy_text(r.split)}\t{r.label}"
+            f"\t\\\\x{r.features.hex()}\t{texts}{tail}"
+        )
+
+
 def _copy_rows(
     session: Session,
     dataset_id: uuid.UUID,
@@ -157,36 +199,38 @@ def _copy_rows(
     record_subjects: list[uuid.UUID],
     new_subjects: list[uuid.UUID],
     new_identities: list[tuple[uuid.UUID, str, str]],
-    now: object,
+    now: datetime,
 ) -> None:
+    """COPY in text format, written in blocks: formatting the lines here is several times
+    faster than handing psycopg one row at a time."""
     raw = session.connection().connection.driver_connection
     if raw is None:
         raise RuntimeError("the session's database connection is closed")
+    created_at = now.isoformat()
     with raw.cursor() as cursor:
         if new_subjects:
             with cursor.copy("COPY data_subjects (id, created_at) FROM STDIN") as copy:
-                for s in new_subjects:
-                    copy.write_row((s, now))
+                _write_blocks(copy, (f"{s}\t{created_at}\n" for s in new_subjects))
         if new_identities:
             with cursor.copy("COPY subject_identities (subject_id, type, hash) FROM STDIN") as copy:
-                for row in new_identities:
-                    copy.write_row(row)
+                _write_blocks(
+                    copy,
+                    (f"{s}\t{_copy_text(t)}\t{_copy_text(h)}\n" for s, t, h in new_identities),
+                )
         with cursor.copy(
             "COPY training_records"
             " (dataset_id, key, subject_id, split, label, features, prompt, completion,"
             " created_at) FROM STDIN"
         ) as copy:
-            for r, s in zip(rows, record_subjects, strict=True):
-                copy.write_row(
-                    (
-                        dataset_id,
-                        r.key,
-                        s,
-                        r.split,
-                        r.label,
-                        r.features,
-                        r.prompt,
-                        r.completion,
-                        now,
-                    )
-                )
+            _write_blocks(copy, _copy_lines(dataset_id, rows, record_subjects, created_at))
+
+
+def _write_blocks(copy: Copy, lines: Iterator[str], *, per_block: int = 2000) -> None:
+    block: list[str] = []
+    for line in lines:
+        block.append(line)
+        if len(block) == per_block:
+            copy.write("".join(block))
+            block = []
+    if block:
+        copy.write("".join(block))

@@ -21,7 +21,14 @@ import numpy as np
 
 from app.core.validation import FLOAT32_MAX, INT32_MAX, text_problem
 from app.lineage.bulk import RecordRow
-from app.lineage.identity import IdentityError, IdentityFormat, IdentityType, identity_hash
+from app.lineage.identity import (
+    IdentityError,
+    IdentityErrorAt,
+    IdentityFormat,
+    IdentityType,
+    identity_hash,
+    identity_hashes,
+)
 from app.lineage.models import SPLITS
 from app.suppression.enums import LawfulBasis
 from app.suppression.service import BasisClaim
@@ -30,6 +37,9 @@ REQUIRED_COLUMNS = ("key", "identity_type", "identity_value", "label", "split")
 OPTIONAL_COLUMNS = ("identity_format", "lawful_basis", "lawful_basis_note")
 NOTE_MAX = 2000
 
+
+_IDENTITY_TYPES = {t.value: t for t in IdentityType}
+_IDENTITY_FORMATS = {f.value: f for f in IdentityFormat}
 
 LABEL_RULE = f"label must be an integer from 0 to {INT32_MAX}"
 
@@ -44,6 +54,15 @@ def _check_key(key: str, line: int) -> None:
     problem = text_problem(key)
     if problem is not None:
         raise ImportFileError(f"row {line}: key {problem}")
+
+
+def _check_keys(keys: list[str], first: int) -> None:
+    """`_check_key` of each; the text of all keys is searched once, together, and row by row
+    only when something is wrong."""
+    if all(0 < len(k) <= 200 for k in keys) and text_problem("".join(keys)) is None:
+        return
+    for i, key in enumerate(keys):
+        _check_key(key, first + i)
 
 
 def _check_features(features: np.ndarray, first: int) -> None:
@@ -276,29 +295,30 @@ def _npz_rows(
         bad_labels |= (labels < 0) | (labels > INT32_MAX)
     if bad_labels.any():
         raise ImportFileError(f"row {start + int(np.argmax(bad_labels))}: {LABEL_RULE}")
-    for i, key in enumerate(keys):
-        _check_key(key, start + i)
+    _check_keys(keys, start)
     block = np.ascontiguousarray(features[start:stop], dtype="<f4")
     _check_features(block, start)
     bases = _optional_text(arrays, "lawful_bases", start, stop)
     notes = _optional_text(arrays, "lawful_basis_notes", start, stop)
+    try:
+        hashes = identity_hashes(
+            pepper=pepper,
+            identities=[
+                (_IDENTITY_TYPES[t], v, _IDENTITY_FORMATS[f])
+                for t, v, f in zip(types, values, fmts, strict=True)
+            ],
+        )
+    except IdentityErrorAt as exc:
+        raise ImportFileError(f"row {start + exc.position}: {exc}") from None
+    label_ints = labels.astype(np.int64).tolist()
     rows = []
-    for i, (type_, value, format_) in enumerate(zip(types, values, fmts, strict=True)):
-        try:
-            hashed = identity_hash(
-                pepper=pepper,
-                identity_type=IdentityType(type_),
-                value=value,
-                identity_format=IdentityFormat(format_),
-            )
-        except IdentityError as exc:
-            raise ImportFileError(f"row {start + i}: {exc}") from None
+    for i, (type_, hashed) in enumerate(zip(types, hashes, strict=True)):
         rows.append(
             RecordRow(
                 key=keys[i],
                 identities=((type_, hashed),),
                 features=block[i].tobytes(),
-                label=int(labels[i]),
+                label=label_ints[i],
                 split=splits[i],
                 lawful_basis=_claim(start + i, bases[i], notes[i]),
             )

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from app.lineage.identity import IdentityError, IdentityFormat, IdentityType, identity_hash
+from app.lineage.identity import (
+    IdentityError,
+    IdentityErrorAt,
+    IdentityFormat,
+    IdentityType,
+    identity_hash,
+    identity_hashes,
+)
 from app.lineage.models import SubjectIdentity, TrainingRecord
 from tests.conftest import table_counts
 
@@ -73,6 +80,25 @@ def test_identity_hash_is_keyed_and_accepts_prehashed():
             identity_format=IdentityFormat.RAW,
         )
     assert "7946" not in str(refused.value)
+
+
+def test_identity_hashes_match_one_by_one_and_name_the_bad_position():
+    raw, sha = IdentityFormat.RAW, IdentityFormat.SHA256
+    batch = [
+        (IdentityType.EMAIL, " Ann@Example.com", raw),
+        (IdentityType.USER_ID, "u-1", raw),
+        (IdentityType.USER_ID, "a" * 64, sha),
+    ]
+    assert identity_hashes(pepper=b"p", identities=batch) == [
+        identity_hash(pepper=b"p", identity_type=t, value=v, identity_format=f) for t, v, f in batch
+    ]
+    with pytest.raises(IdentityErrorAt) as found:
+        identity_hashes(pepper=b"p", identities=[*batch, (IdentityType.USER_ID, "u\x07", raw)])
+    assert found.value.position == 3
+    with pytest.raises(IdentityErrorAt) as empty:
+        identity_hashes(pepper=b"p", identities=[*batch, (IdentityType.USER_ID, "", raw)])
+    assert empty.value.position == 3
+    assert "u\x07" not in str(found.value)
 
 
 def test_ten_thousand_records_in_one_call(api, portal_headers, session):

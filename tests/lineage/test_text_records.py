@@ -178,3 +178,25 @@ def test_an_erasure_purges_the_persons_text_records(api, portal_headers, session
     ).all()
     assert sorted(left) == ["message 1", "message 3", "message 5"]
     session.rollback()
+
+
+def test_text_with_copy_format_characters_is_stored_as_sent(api, portal_headers, session):
+    odd = "tab\there, back\\slash, \\N, \\x00 as text,\r\nlines\n"
+    dataset_id = _dataset(api, portal_headers, name="copy-format")
+    response = _post(
+        api,
+        portal_headers,
+        dataset_id,
+        [
+            {"key": "k\\1", "identities": _person("copy-ann"), "prompt": odd, "completion": odd},
+            {"key": "k\\N", "identities": _person("copy-ann"), "text": "\\"},
+        ],
+    )
+    assert response.status_code == 201, response.text
+    rows = session.scalars(
+        select(TrainingRecord).join(Dataset).where(Dataset.name == "copy-format")
+    ).all()
+    assert {r.key: (r.prompt, r.completion) for r in rows} == {
+        "k\\1": (odd, odd),
+        "k\\N": (None, "\\"),
+    }

@@ -17,6 +17,7 @@ from app.registry.models import MlModel
 from workers.engine.data import RecordArrays
 
 _INT63 = (1 << 63) - 1
+_FETCH_ROWS = 20_000
 
 
 def _subject_number(subject_id: uuid.UUID) -> int:
@@ -56,16 +57,36 @@ def load_records(
         query = query.where(TrainingRecord.erasure_request_id.in_(list(of_requests)))
     if max_record_id is not None:
         query = query.where(TrainingRecord.id <= max_record_id)
-    rows = session.execute(query.order_by(TrainingRecord.id)).all()
-    shape = tuple(int(d) for d in input_shape) if with_features else (0,)
-    raw = b"".join(r.features for r in rows) if with_features else b""
-    features = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-    return RecordArrays(
-        record_ids=np.array([r.id for r in rows], dtype=np.int64),
-        features=features.reshape((len(rows), *shape)),
-        labels=np.array([r.label for r in rows], dtype=np.int64),
-        subject_ids=np.array([_subject_number(r.subject_id) for r in rows], dtype=np.int64),
+    result = session.execute(
+        query.order_by(TrainingRecord.id).execution_options(yield_per=_FETCH_ROWS)
     )
+    ids, labels, subjects, features = [], [], [], []
+    for part in result.partitions():
+        # Rows become arrays a partition at a time: the Python row objects of one partition,
+        # never of the whole split, are alive at once.
+        ids.append(np.fromiter((r.id for r in part), dtype=np.int64, count=len(part)))
+        labels.append(np.fromiter((r.label for r in part), dtype=np.int64, count=len(part)))
+        subjects.append(
+            np.fromiter(
+                (_subject_number(r.subject_id) for r in part), dtype=np.int64, count=len(part)
+            )
+        )
+        if with_features:
+            features.append(np.frombuffer(b"".join(r.features for r in part), dtype="<f4"))
+    shape = tuple(int(d) for d in input_shape) if with_features else (0,)
+    record_ids = _joined(ids, np.int64)
+    return RecordArrays(
+        record_ids=record_ids,
+        features=_joined(features, np.float32).reshape((len(record_ids), *shape)),
+        labels=_joined(labels, np.int64),
+        subject_ids=_joined(subjects, np.int64),
+    )
+
+
+def _joined(parts: list[np.ndarray], dtype: type[np.generic]) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    return np.concatenate(parts).astype(dtype, copy=False)
 
 
 @dataclass(frozen=True)
