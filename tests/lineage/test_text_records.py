@@ -4,14 +4,12 @@ with problems that point at the field, and their purge by an erasure request."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from sqlalchemy import select
 
 from app.lineage.models import Dataset, TrainingRecord
 from tests.conftest import table_counts, wait_for
+from tests.lineage.test_import import _lethe
 
 
 def _dataset(api, headers, name: str = "support-tickets") -> str:
@@ -106,16 +104,6 @@ def test_a_dataset_holds_one_kind_and_text_datasets_train_no_tabular_model(api, 
     model = {"name": "m", "dataset_id": dataset_id, "architecture": "mlp", "strategy": "sisa"}
     body = _problem(api.post("/v1/models", json=model, headers=headers), 422, "#/dataset_id")
     assert body["type"].endswith("text-dataset")
-
-
-def _lethe(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=120,
-    )
 
 
 def test_import_text_records_from_json_lines(api, portal_headers, tmp_path):
