@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench._support import free_port, scratch_database, wait_until
+from bench._support import free_port, scratch_database, start_api, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PEPPER = "bench-pepper"
@@ -181,24 +181,7 @@ def service_run(var: Path) -> Iterator[Service]:
             session.commit()
         engine.dispose()
         port = free_port()
-        api_process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:create_app",
-                "--factory",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        api_process = start_api(port=port, env=env, cwd=ROOT)
         api = httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
             headers={"Authorization": f"Bearer {key}"},

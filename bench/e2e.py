@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._machine import machine
-from bench._support import free_port, register_dataset, scratch_database
+from bench._support import free_port, register_dataset, scratch_database, start_api
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -98,24 +98,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str], var: Path, url: str) 
         session.commit()
     port = free_port()
     processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:create_app",
-                "--factory",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ),
+        start_api(port=port, env=env, cwd=ROOT),
         subprocess.Popen(
             [
                 sys.executable,
