@@ -72,6 +72,20 @@ def validate_key(key: str) -> str:
     return key
 
 
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename, so that a reader never
+    sees half a file (temporary files start with `.tmp-`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 class LocalArtifactStore:
     """Blobs as files under `root`; writes are atomic (temporary file, then rename)."""
 
@@ -83,16 +97,7 @@ class LocalArtifactStore:
         return self.root.joinpath(*validate_key(key).split("/"))
 
     def put(self, *, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(self._path(key), data)
 
     def get(self, *, key: str) -> bytes:
         try:

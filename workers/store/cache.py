@@ -12,27 +12,14 @@ from __future__ import annotations
 
 import builtins
 import os
-import tempfile
 from pathlib import Path
 
 import structlog
 
-from workers.engine.artifacts import ObjectVersion, validate_key
+from workers.engine.artifacts import ObjectVersion, validate_key, write_atomically
 from workers.store.s3 import S3ArtifactStore, sha256_hex
 
 log = structlog.get_logger(__name__)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class CachedArtifactStore:
@@ -82,8 +69,8 @@ class CachedArtifactStore:
         if blob.exists():
             os.utime(blob)
         else:
-            _write_atomically(blob, data)
-        _write_atomically(self._entry(key), digest.encode())
+            write_atomically(blob, data)
+        write_atomically(self._entry(key), digest.encode())
         self._evict_to_limit()
 
     def _evict_to_limit(self) -> None:
