@@ -181,7 +181,7 @@ def service_run(var: Path) -> Iterator[Service]:
             session.commit()
         engine.dispose()
         port = free_port()
-        api_process = start_api(port=port, env=env, cwd=ROOT)
+        api_process = start_api(port=port, env=env)
         api = httpx.Client(
             base_url=f"http://127.0.0.1:{port}",
             headers={"Authorization": f"Bearer {key}"},

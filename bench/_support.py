@@ -45,14 +45,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def start_api(*, port: int, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+def start_api(*, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The API under uvicorn on `port`, quiet, as the benchmarks run it beside their workers."""
     return subprocess.Popen(
         [
             *(sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory"),
             *("--port", str(port), "--no-access-log", "--log-level", "warning"),
         ],
-        cwd=cwd,
+        cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace, *, env: dict[str, str], var: Path, url: str) 
         session.commit()
     port = free_port()
     processes = [
-        start_api(port=port, env=env, cwd=ROOT),
+        start_api(port=port, env=env),
         subprocess.Popen(
             [
                 sys.executable,
