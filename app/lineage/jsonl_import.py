@@ -15,7 +15,6 @@ from pydantic import ValidationError
 
 from app.core.errors import ProblemError
 from app.lineage.importer import Chunk, ImportFileError
-from app.lineage.record_kinds import record_kind
 from app.lineage.schemas import RecordIn
 from app.lineage.service import rows_from_api
 
@@ -26,41 +25,35 @@ def _field(location: tuple[int | str, ...]) -> str:
 
 def _parse(line: int, text: str) -> RecordIn:
     try:
-        record = RecordIn.model_validate_json(text)
+        return RecordIn.model_validate_json(text)
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
         raise ImportFileError(f"row {line}: {_field(first['loc'])}: {first['msg']}") from None
-    try:
-        record_kind(index=0, record=record)
-    except ProblemError as exc:
-        pointer = (exc.errors or [{}])[0].get("pointer", "")
-        field = pointer.removeprefix("#/records/0").strip("/") or "record"
-        raise ImportFileError(f"row {line}: {field}: {exc.detail}") from None
-    return record
 
 
-def _chunk(records: list[RecordIn], pepper: bytes, first: int) -> Chunk:
+def _chunk(records: list[RecordIn], lines: list[int], pepper: bytes) -> Chunk:
+    """`lines[i]` is the file line of `records[i]` (blank lines are skipped, so they differ)."""
     try:
         rows, feature_count = rows_from_api(pepper=pepper, records=records)
     except ProblemError as exc:
         pointer = (exc.errors or [{}])[0].get("pointer", "#/records/0")
-        index = int(pointer.split("/")[2])
-        raise ImportFileError(f"row {first + index}: {exc.detail}") from None
-    return Chunk(rows=rows, feature_count=feature_count, first_row=first)
+        _, _, index, *field = pointer.split("/")
+        where = f"{'/'.join(field)}: " if field else ""
+        raise ImportFileError(f"row {lines[int(index)]}: {where}{exc.detail}") from None
+    return Chunk(rows=rows, feature_count=feature_count, first_row=lines[0])
 
 
 def read_jsonl(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
-    buffer: list[RecordIn] = []
-    first = 1
+    records: list[RecordIn] = []
+    lines: list[int] = []
     with path.open(encoding="utf-8") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
-            if not buffer:
-                first = line
-            buffer.append(_parse(line, text))
-            if len(buffer) == chunk_size:
-                yield _chunk(buffer, pepper, first)
-                buffer = []
-    if buffer:
-        yield _chunk(buffer, pepper, first)
+            records.append(_parse(line, text))
+            lines.append(line)
+            if len(records) == chunk_size:
+                yield _chunk(records, lines, pepper)
+                records, lines = [], []
+    if records:
+        yield _chunk(records, lines, pepper)

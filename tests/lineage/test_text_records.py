@@ -131,14 +131,27 @@ def test_import_text_records_from_json_lines(api, portal_headers, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(
         json.dumps({"key": "b-0", "identities": _person("jsonl-secret"), "text": "fine"})
-        + "\n"
+        + "\n\n"  # a blank line: rows are named by their line in the file
         + json.dumps({"key": "b-1", "identities": _person("jsonl-secret"), "prompt": "?"})
         + "\n"
     )
     refused = _lethe("records", "import", dataset_id, str(bad))
     assert refused.returncode == 1
-    assert "row 2: completion" in refused.stderr
+    assert "row 3: completion" in refused.stderr
     assert "jsonl-secret" not in refused.stderr + refused.stdout
+
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        json.dumps({"key": "x-0", "identities": _person("jsonl-secret"), "text": "fine"})
+        + "\n\n"
+        + json.dumps(
+            {"key": "x-1", "identities": _person("jsonl-secret"), "features": [1.0], "label": 0}
+        )
+        + "\n"
+    )
+    refused = _lethe("records", "import", dataset_id, str(mixed))
+    assert refused.returncode == 1
+    assert "row 3: Every record in one call must be of one kind" in refused.stderr
 
 
 def test_an_erasure_purges_the_persons_text_records(api, portal_headers, session, celery_worker):
