@@ -97,10 +97,10 @@ def test_the_percentile_chart_bins_the_records():
     assert percentile_chart([]) is None
 
 
-def test_the_evidence_page_shows_the_approximate_figures_and_what_they_mean():
-    membership = _membership("Approximate unlearning, accepted", FIGURES)
-    assert membership is not None and membership.before is not None
+def _render_evidence(models: list[ModelEvidence], *, records_erased: int) -> str:
+    """The evidence page of a request whose certificate verified and is anchored in the log."""
     request_id = uuid.uuid4()
+    claims = {"request_id": str(request_id), "records_erased": records_erased, "models": []}
     evidence = Evidence(
         certificate=SimpleNamespace(request_id=request_id, kid="kid-1"),
         check=CertificateCheck(
@@ -109,12 +109,28 @@ def test_the_evidence_page_shows_the_approximate_figures_and_what_they_mean():
             kid="kid-1",
             algorithm="Ed25519",
             header={},
-            claims={"request_id": str(request_id), "records_erased": 6, "models": []},
+            claims=claims,
             head_seq=41,
             head_hash="a" * 64,
             head_in_chain=True,
         ),
-        models=[
+        models=models,
+        subject_count=1,
+    )
+    return ENV.get_template("evidence.html").render(
+        base="/dashboard",
+        officer=None,
+        request_path="/dashboard/requests",
+        request_row=SimpleNamespace(id=request_id, reference="DSR-1"),
+        evidence=evidence,
+    )
+
+
+def test_the_evidence_page_shows_the_approximate_figures_and_what_they_mean():
+    membership = _membership("Approximate unlearning, accepted", FIGURES)
+    assert membership is not None and membership.before is not None
+    html = _render_evidence(
+        [
             ModelEvidence(
                 model_id=str(uuid.uuid4()),
                 model_name="churn-approx",
@@ -129,14 +145,7 @@ def test_the_evidence_page_shows_the_approximate_figures_and_what_they_mean():
                 memberships=[membership],
             )
         ],
-        subject_count=1,
-    )
-    html = ENV.get_template("evidence.html").render(
-        base="/dashboard",
-        officer=None,
-        request_path="/dashboard/requests",
-        request_row=SimpleNamespace(id=request_id, reference="DSR-1"),
-        evidence=evidence,
+        records_erased=6,
     )
     assert "Signature valid." in html and "found in the audit log" in html
     assert "before 91.2 % → after 90.5 %" in html
@@ -240,7 +249,6 @@ def test_the_evidence_page_shows_the_per_record_gate_of_a_refused_attempt():
         "The approximate attempt, refused: the model was retrained"
     ]
 
-    request_id = uuid.uuid4()
     model = ModelEvidence(
         model_id=str(uuid.uuid4()),
         model_name="churn-approx",
@@ -254,28 +262,7 @@ def test_the_evidence_page_shows_the_per_record_gate_of_a_refused_attempt():
         purge={},
         record_gates=[gate],
     )
-    html = ENV.get_template("evidence.html").render(
-        base="/dashboard",
-        officer=None,
-        request_path="/dashboard/requests",
-        request_row=SimpleNamespace(id=request_id, reference="DSR-2"),
-        evidence=Evidence(
-            certificate=SimpleNamespace(request_id=request_id, kid="kid-1"),
-            check=CertificateCheck(
-                valid=True,
-                problem=None,
-                kid="kid-1",
-                algorithm="Ed25519",
-                header={},
-                claims={"request_id": str(request_id), "records_erased": 4, "models": []},
-                head_seq=3,
-                head_hash="b" * 64,
-                head_in_chain=True,
-            ),
-            models=[model],
-            subject_count=1,
-        ),
-    )
+    html = _render_evidence([model], records_erased=4)
     assert "Per-record check of the approximate attempt, refused" in html
     assert "Remembers: record by record" in html
     assert "0.610 (0.420 \u2013 0.800)" in html and "1.400 (1.100 \u2013 1.700)" in html
