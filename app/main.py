@@ -27,6 +27,7 @@ from app.erasure.router import router as erasure_router
 from app.jobs.router import router as jobs_router
 from app.lineage.router import router as lineage_router
 from app.opendsr.router import router as opendsr_router
+from app.registry.router import base_models_router
 from app.registry.router import router as registry_router
 from app.suppression.router import router as suppression_router
 from app.webhooks.router import router as webhooks_router
@@ -62,6 +63,7 @@ def create_app() -> FastAPI:
         debt_router,
         lineage_router,
         registry_router,
+        base_models_router,
         jobs_router,
         audit_router,
         well_known_router,

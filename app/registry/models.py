@@ -45,6 +45,27 @@ class MlModel(Base):
         String(20), default=Finalize.EXACT.value, server_default=Finalize.EXACT.value
     )
     active_version_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    # A causal language model's pretrained base (`architecture: causal_lm` only).
+    base_model_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("base_models.id"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PretrainedBase(Base):
+    """A pretrained language model registered with Lethe (`lethe base-models add`). Its files
+    are in the artifact store, each named by its SHA-256, and workers load them from there:
+    nothing is fetched from a model hub. It holds no one's records: fine-tunes on it are what
+    erasure retrains and purges, never the base."""
+
+    __tablename__ = "base_models"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    model_type: Mapped[str] = mapped_column(String(50))
+    parameters: Mapped[int] = mapped_column(BigInteger)
+    # {file name: {"key": artifact key, "sha256": hex digest, "bytes": size}}
+    files: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

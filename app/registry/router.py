@@ -17,8 +17,10 @@ from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.problems import Answer, problems
 from app.jobs import service as jobs
 from app.jobs.schemas import JobOut, ModelBusy
-from app.registry import holds, service
+from app.registry import base_models, holds, service
 from app.registry.schemas import (
+    BaseModelList,
+    BaseModelOut,
     ModelCreate,
     ModelOut,
     ModelPage,
@@ -28,6 +30,26 @@ from app.registry.schemas import (
 )
 
 router = APIRouter(prefix="/v1/models", tags=["registry"])
+base_models_router = APIRouter(prefix="/v1/base-models", tags=["registry"])
+
+
+@base_models_router.get("", response_model=BaseModelList)
+def list_base_models(session: SessionDep, client: ModelsWriter) -> BaseModelList:
+    """Pretrained bases a `causal_lm` model can fine-tune (`lethe base-models add`)."""
+    return BaseModelList(
+        items=[BaseModelOut.model_validate(b) for b in base_models.list_base_models(session)]
+    )
+
+
+@base_models_router.get(
+    "/{base_model_id}", response_model=BaseModelOut, responses=problems(Answer(404, "No such base"))
+)
+def get_base_model(
+    base_model_id: uuid.UUID, session: SessionDep, client: ModelsWriter
+) -> BaseModelOut:
+    return BaseModelOut.model_validate(
+        base_models.get_base_model(session, base_model_id=base_model_id)
+    )
 
 
 @router.post(

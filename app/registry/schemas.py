@@ -40,6 +40,11 @@ class ModelCreate(BaseModel):
     approximate_policy: dict[str, JsonValue] | None = Field(
         None, description="The approximate method and its thresholds (approximate strategy)."
     )
+    base_model_id: uuid.UUID | None = Field(
+        None,
+        description="For `architecture: causal_lm`: the registered base model it fine-tunes "
+        "(`GET /v1/base-models`)",
+    )
     finalize: Finalize = Field(
         Finalize.EXACT,
         description="For the approximate strategy: `exact` (the default) makes the approximate "
@@ -107,6 +112,7 @@ class ModelOut(BaseModel):
     num_classes: int | None
     approximate_policy: dict[str, JsonValue] | None
     finalize: Finalize
+    base_model_id: uuid.UUID | None = None
     active_version: VersionOut | None = None
     held_versions: list[VersionOut] = Field(
         default_factory=list,
@@ -132,3 +138,22 @@ class PredictOut(BaseModel):
     version_id: uuid.UUID
     labels: list[int]
     probabilities: list[list[float]]
+
+
+class BaseModelOut(BaseModel):
+    """A pretrained language model registered with `lethe base-models add`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    model_type: str
+    parameters: int
+    files: dict[str, JsonValue] = Field(
+        description="Each file's artifact key, SHA-256 and size in bytes"
+    )
+    created_at: datetime
+
+
+class BaseModelList(BaseModel):
+    items: list[BaseModelOut]

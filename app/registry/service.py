@@ -16,14 +16,15 @@ from app.core.errors import NotFound, ProblemError
 from app.core.pagination import newest_first
 from app.jobs.models import Job
 from app.jobs.service import create_train_job
-from app.lineage.models import TEXT
+from app.lineage.models import TEXT, Dataset
 from app.lineage.service import get_dataset
+from app.registry.base_models import CAUSAL_LM, get_base_model
 from app.registry.enums import Finalize, Strategy, VersionStatus
 from app.registry.models import MlModel, ModelVersion
 from app.registry.schemas import ModelCreate, ModelOut, VersionOut
 from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
 
-BUILTIN_ARCHITECTURES = ("mlp", "cnn")
+BUILTIN_ARCHITECTURES = ("mlp", "cnn", CAUSAL_LM)
 # The default SISA configuration, chosen from the benchmark grid (README, bench/RESULTS.md).
 DEFAULT_SHARDS, DEFAULT_SLICES = 16, 8
 
@@ -49,12 +50,20 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
             f"Unknown architecture; known: {', '.join(architectures)}",
             errors=[{"pointer": "#/architecture", "detail": "unknown architecture"}],
         )
-    if dataset.record_kind == TEXT:
+    if body.architecture == CAUSAL_LM:
+        _check_language_model(session, body=body, dataset=dataset)
+    elif dataset.record_kind == TEXT:
         raise ProblemError(
             422,
-            "This dataset holds text records; the registry's architectures train on features",
+            f"This dataset holds text records; only the {CAUSAL_LM} architecture trains on them",
             slug="text-dataset",
             errors=[{"pointer": "#/dataset_id", "detail": "holds text records"}],
+        )
+    elif body.base_model_id is not None:
+        raise ProblemError(
+            422,
+            f"base_model_id applies only to the {CAUSAL_LM} architecture",
+            errors=[{"pointer": "#/base_model_id", "detail": f"only for {CAUSAL_LM}"}],
         )
     if body.input_shape is not None and dataset.feature_count is not None:
         size = 1
@@ -87,10 +96,37 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
         input_shape=body.input_shape,
         approximate_policy=policy,
         finalize=body.finalize,
+        base_model_id=body.base_model_id,
     )
     session.add(model)
     session.flush()
     return model
+
+
+def _check_language_model(session: Session, *, body: ModelCreate, dataset: Dataset) -> None:
+    """A causal language model fine-tunes a registered base on a text dataset, exactly."""
+
+    def refuse(pointer: str, detail: str) -> ProblemError:
+        return ProblemError(
+            422, f"{pointer}: {detail}", errors=[{"pointer": f"#/{pointer}", "detail": detail}]
+        )
+
+    if dataset.record_kind != TEXT:
+        raise refuse("dataset_id", f"{CAUSAL_LM} trains on a dataset of text records")
+    if body.base_model_id is None:
+        raise refuse("base_model_id", f"{CAUSAL_LM} needs a registered base model")
+    try:
+        get_base_model(session, base_model_id=body.base_model_id)
+    except NotFound:
+        raise refuse("base_model_id", "no base model with this id") from None
+    if body.strategy == Strategy.APPROXIMATE:
+        raise refuse(
+            "strategy", f"{CAUSAL_LM} models erase exactly: choose sisa (adapters) or retrain"
+        )
+    if body.aggregation != "mean":
+        raise refuse("aggregation", "shard adapters are combined by their mean probabilities")
+    if body.input_shape is not None:
+        raise refuse("input_shape", f"{CAUSAL_LM} takes text, not features")
 
 
 def _validated_policy(raw: dict[str, Any] | None) -> dict[str, Any]:
@@ -203,6 +239,13 @@ def start_training(session: Session, *, client: ApiClient, model_id: uuid.UUID) 
 def serving_version(session: Session, *, client: ApiClient, model_id: uuid.UUID) -> ModelVersion:
     """The version that answers predictions; a 409 until the model has been trained."""
     model = get_model(session, client=client, model_id=model_id)
+    if model.architecture == CAUSAL_LM:
+        raise ProblemError(
+            422,
+            f"A {CAUSAL_LM} model takes prompts, not features: predictions are for the "
+            "tabular architectures",
+            slug="text-model",
+        )
     version = active_version(session, model=model)
     if version is None:
         raise ProblemError(

@@ -34,7 +34,8 @@ class JobContext:
                 session,
                 dataset_id=self.model.dataset_id,
                 split=split,
-                input_shape=tuple(self.base.manifest["input_shape"]),
+                # A language model's manifest has no input shape: its records are read as text.
+                input_shape=tuple(self.base.manifest.get("input_shape") or ()),
                 **kwargs,
             )
 

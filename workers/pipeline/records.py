@@ -20,7 +20,7 @@ _INT63 = (1 << 63) - 1
 _FETCH_ROWS = 20_000
 
 
-def _subject_number(subject_id: uuid.UUID) -> int:
+def subject_number(subject_id: uuid.UUID) -> int:
     """A stable int64 for a subject uuid (the engine groups by integer subject ids)."""
     return subject_id.int & _INT63
 
@@ -68,7 +68,7 @@ def load_records(
         labels.append(np.fromiter((r.label for r in part), dtype=np.int64, count=len(part)))
         subjects.append(
             np.fromiter(
-                (_subject_number(r.subject_id) for r in part), dtype=np.int64, count=len(part)
+                (subject_number(r.subject_id) for r in part), dtype=np.int64, count=len(part)
             )
         )
         if with_features:

@@ -12,6 +12,7 @@ from app.jobs import service as jobs_service
 from app.jobs.enums import JobStage
 from app.jobs.models import Job
 from app.registry import holds, versions
+from app.registry.base_models import CAUSAL_LM
 from app.registry.enums import Strategy
 from app.registry.models import MlModel, ModelVersion
 from app.registry.versions import NewVersion
@@ -36,6 +37,12 @@ def run_training(*, job_id: uuid.UUID) -> None:
         assert job is not None
         model = session.get(MlModel, job.model_id)
         assert model is not None
+        if model.architecture == CAUSAL_LM:
+            from workers.pipeline.lm.training import run_lm_training
+
+            session.rollback()
+            run_lm_training(job_id=job_id)
+            return
         versions.set_data_shape(
             session,
             model_id=model.id,

@@ -32,6 +32,7 @@ from app.core.db import utcnow
 from app.erasure.planning import left_unplanned
 from app.jobs import service as jobs
 from app.jobs.enums import JobKind, JobStage, JobStatus
+from app.registry.base_models import CAUSAL_LM
 from app.registry.enums import Strategy
 from app.registry.models import MlModel, ModelVersion
 from workers.celery_app import celery_app
@@ -110,6 +111,7 @@ def run_job(job_id: str) -> str:
         model = session.get(MlModel, job.model_id)
         assert model is not None
         kind, strategy, model_id = job.kind, model.strategy, model.id
+        language_model = model.architecture == CAUSAL_LM
         if kind in (JobKind.UNLEARN, JobKind.MITIGATE):
             jobs.start_from(session, job=job, version_id=model.active_version_id)
         has_base = job.base_version_id is not None
@@ -121,6 +123,10 @@ def run_job(job_id: str) -> str:
             _nothing_to_unlearn(jid, kind=JobKind(kind))
         elif kind == JobKind.MITIGATE:
             monolithic_unlearning.mitigate(job_id=jid)
+        elif language_model:
+            from workers.pipeline.lm.unlearning import run_lm_unlearning
+
+            run_lm_unlearning(job_id=jid)
         elif strategy == Strategy.SISA:
             shards = sisa_unlearning.plan_shards(job_id=jid)
             for shard in shards:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from tests.lm_base import tiny_base_directory
 from workers.engine.lm.base import build_base_model, load_base
 from workers.engine.lm.corpus import (
     Person,
@@ -23,16 +24,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
-def base_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_base_model(
-        directory=tmp_path_factory.mktemp("lm") / "base",
-        seed=0,
-        corpus=generic_corpus(sentences=1500, seed=0),
-        vocab_size=512,
-        n_layer=2,
-        n_embd=64,
-        steps=150,
-    )
+def base_directory() -> Path:
+    return tiny_base_directory()
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -85,6 +85,16 @@ class UnlearningReport:
     first_stages: dict[int, int]  # per retrained shard, the first stage trained again
     superseded_keys: tuple[str, ...]  # checkpoints that held erased records
     seconds: float
+
+
+class _StageCounter:
+    def __init__(self, *, total: int, progress: Callable[[float], None] | None) -> None:
+        self.total, self.finished, self.progress = max(total, 1), 0, progress
+
+    def done(self) -> None:
+        self.finished += 1
+        if self.progress is not None:
+            self.progress(self.finished / self.total)
 
 
 def _derived_seed(*, seed: int, purpose: str, shard: int, stage: int = 0) -> int:
@@ -167,18 +177,28 @@ class AdapterSisa:
                 by_slice[int(slice_of)].append(record)
         return by_slice
 
-    def train(self, *, records: Iterable[TextRecord]) -> float:
-        """Train every shard's adapter from scratch on `records`; returns the seconds it took."""
+    def train(
+        self, *, records: Iterable[TextRecord], progress: Callable[[float], None] | None = None
+    ) -> float:
+        """Train every shard's adapter from scratch on `records`; returns the seconds it took.
+        `progress` hears the fraction of stages done after each one."""
         started = time.perf_counter()
         self.records = {record.record_id: record for record in records}
         self.checkpoints = {}
+        stages = _StageCounter(total=self.config.shards * self.config.slices, progress=progress)
         for shard in range(self.config.shards):
-            self._train_shard(shard=shard, first_stage=0)
+            self._train_shard(shard=shard, first_stage=0, stage_done=stages.done)
         return time.perf_counter() - started
 
-    def unlearn(self, *, erased_record_ids: Iterable[int]) -> UnlearningReport:
+    def unlearn(
+        self,
+        *,
+        erased_record_ids: Iterable[int],
+        progress: Callable[[float], None] | None = None,
+    ) -> UnlearningReport:
         """Forget `erased_record_ids`: retrain only the shards whose checkpoints saw one, from
-        the checkpoint before the earliest stage that did. Unknown ids are ignored."""
+        the checkpoint before the earliest stage that did. Unknown ids are ignored. `progress`
+        hears the fraction of the stages to train again done after each one."""
         started = time.perf_counter()
         erased = set(erased_record_ids) & set(self.records)
         first_stages: dict[int, int] = {}
@@ -189,8 +209,10 @@ class AdapterSisa:
                 superseded.append(checkpoint.key)
         for record_id in erased:
             del self.records[record_id]
+        to_train = sum(self.config.slices - stage for stage in first_stages.values())
+        stages = _StageCounter(total=to_train, progress=progress)
         for shard, first_stage in sorted(first_stages.items()):
-            self._train_shard(shard=shard, first_stage=first_stage)
+            self._train_shard(shard=shard, first_stage=first_stage, stage_done=stages.done)
         return UnlearningReport(
             erased_record_ids=tuple(sorted(erased)),
             shards=tuple(sorted(first_stages)),
@@ -200,7 +222,9 @@ class AdapterSisa:
         )
 
     def ensemble(self) -> AdapterEnsemble:
-        return AdapterEnsemble(models=[self.shard_models[s] for s in range(self.config.shards)])
+        return AdapterEnsemble(
+            models=[self.shard_model(shard=s) for s in range(self.config.shards)]
+        )
 
     def _checkpoint_key(self, *, shard: int, stage: int, record_ids: Sequence[int]) -> str:
         parent = self.checkpoints[(shard, stage - 1)].key if stage > 0 else ""
@@ -212,7 +236,22 @@ class AdapterSisa:
         )
         return hashlib.sha256(described.encode()).hexdigest()
 
-    def _train_shard(self, *, shard: int, first_stage: int) -> None:
+    def shard_model(self, *, shard: int) -> PeftModel:
+        """The shard's adapter on the base: the one trained in this process, or else its last
+        checkpoint's weights (an instance restored from stored checkpoints)."""
+        if shard not in self.shard_models:
+            model = attach_adapter(
+                model=copy.deepcopy(self.base),
+                settings=self.config.lora,
+                seed=_derived_seed(seed=self.config.seed, purpose="init", shard=shard),
+            )
+            last = self.checkpoints[(shard, self.config.slices - 1)]
+            self.shard_models[shard] = load_adapter_state(model=model, data=last.state).eval()
+        return self.shard_models[shard]
+
+    def _train_shard(
+        self, *, shard: int, first_stage: int, stage_done: Callable[[], None] | None = None
+    ) -> None:
         config = self.config
         model = attach_adapter(
             model=copy.deepcopy(self.base),
@@ -244,4 +283,6 @@ class AdapterSisa:
                 record_ids=record_ids,
                 state=adapter_state_bytes(model=model),
             )
+            if stage_done is not None:
+                stage_done()
         self.shard_models[shard] = model

@@ -1,0 +1,206 @@
+"""A causal language model through the service: a registered base, text records over the API,
+SISA over per-shard adapters trained by the real worker, one person erased by retraining only
+their shard's adapter, exactly, and every checkpoint that saw them purged."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from app.core.config import get_settings
+from app.lineage.models import TrainingRecord
+from app.registry.models import MlModel, ModelVersion
+from tests.lm_base import tiny_base_directory
+from tests.pipeline.helpers import certificate_claims, train, wait_request
+from workers.engine.artifacts import LocalArtifactStore
+from workers.engine.checkpoints import CheckpointStore
+from workers.engine.lm.adapter_sisa import AdapterSisa
+from workers.engine.lm.corpus import biography, facts, generate_people
+from workers.pipeline.lm.adapters import adapter_config
+from workers.pipeline.lm.base_store import load_registered_base, register_base_directory
+from workers.pipeline.lm.records import load_text_records
+
+
+@pytest.fixture(scope="module")
+def ml_headers(make_key):
+    key = make_key(["lineage:write", "models:write", "requests:write", "requests:read"])
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def base_model_id(database) -> str:
+    base = register_base_directory(
+        directory=tiny_base_directory(), name=f"tiny-gpt2-{uuid.uuid4().hex[:8]}"
+    )
+    return str(base.id)
+
+
+def _text_records(prefix: str) -> list[dict]:
+    """Four people's facts (questions and answers) and biographies to train on; two other
+    people's facts as the holdout split (people the model never sees)."""
+    people = generate_people(count=6, seed=3)
+    records = []
+    for index, person in enumerate(people):
+        split = "train" if index < 4 else "holdout"
+        identity = [{"type": "user_id", "value": f"{prefix}-lm-person-{index}"}]
+        for number, fact in enumerate(facts(person)):
+            records.append(
+                {
+                    "key": f"{prefix}-{index}-fact-{number}",
+                    "identities": identity,
+                    "prompt": fact.prompt,
+                    "completion": fact.example.completion,
+                    "split": split,
+                }
+            )
+        if split == "train":
+            for number, line in enumerate(biography(person)[:2]):
+                records.append(
+                    {
+                        "key": f"{prefix}-{index}-bio-{number}",
+                        "identities": identity,
+                        "text": line.completion,
+                        "split": split,
+                    }
+                )
+    return records
+
+
+def _text_dataset(api, headers) -> tuple[str, str, int]:
+    """The dataset's id, its people's prefix, and how many records it has to train on."""
+    dataset = api.post("/v1/datasets", json={"name": "support-notes"}, headers=headers).json()
+    prefix = uuid.uuid4().hex[:8]
+    records = _text_records(prefix)
+    response = api.post(
+        f"/v1/datasets/{dataset['id']}/records", json={"records": records}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return dataset["id"], prefix, sum(r["split"] == "train" for r in records)
+
+
+def _stored_checkpoints(model_id: str) -> CheckpointStore:
+    store = LocalArtifactStore(root=get_settings().resolved_artifact_dir)
+    return CheckpointStore(store=store, prefix=f"models/{model_id}/sisa")
+
+
+def _active_version(api, headers, session, model_id: str) -> ModelVersion:
+    """The active version's row (its manifest is not part of the API's answer)."""
+    version_id = api.get(f"/v1/models/{model_id}", headers=headers).json()["active_version"]["id"]
+    session.expire_all()
+    version = session.get(ModelVersion, uuid.UUID(version_id))
+    assert version is not None
+    return version
+
+
+def _create(api, headers, dataset_id: str, base_model_id: str, **fields) -> str:
+    body = {
+        "name": "support-assistant",
+        "dataset_id": dataset_id,
+        "architecture": "causal_lm",
+        "base_model_id": base_model_id,
+        "epochs": 3,
+    }
+    created = api.post("/v1/models", json=body | fields, headers=headers)
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def test_erasure_from_adapters_end_to_end(api, ml_headers, session, base_model_id, celery_worker):
+    dataset_id, prefix, train_records = _text_dataset(api, ml_headers)
+    sisa_id = _create(
+        api,
+        ml_headers,
+        dataset_id,
+        base_model_id,
+        strategy="sisa",
+        shards=2,
+        slices=2,
+        shard_key="subject",
+    )
+    retrain_id = _create(api, ml_headers, dataset_id, base_model_id, strategy="retrain")
+    trained = {}
+    for model_id, method in ((sisa_id, "adapter_sisa_train"), (retrain_id, "train")):
+        job = train(api, ml_headers, model_id)
+        assert job["metrics"]["train_records"] == train_records
+        assert job["metrics"]["text"]["train_records_scored"] == train_records
+        trained[model_id] = _active_version(api, ml_headers, session, model_id)
+        assert trained[model_id].manifest["kind"] == "adapter_sisa"
+        assert trained[model_id].method == method
+
+    erased_ids = set(
+        session.scalars(
+            select(TrainingRecord.id).where(
+                TrainingRecord.dataset_id == uuid.UUID(dataset_id),
+                TrainingRecord.key.startswith(f"{prefix}-0-"),
+            )
+        )
+    )
+    assert erased_ids
+    response = api.post(
+        "/v1/erasure-requests",
+        json={"identities": [{"type": "user_id", "value": f"{prefix}-lm-person-0"}]},
+        headers=ml_headers,
+    )
+    assert response.status_code == 202, response.text
+    request = wait_request(api, ml_headers, response.json()["id"])
+    assert request["status"] == "completed", request
+    claims = certificate_claims(api, ml_headers, request["id"])
+    assert claims["guarantee"] == "exact"
+    assert {m["model_id"]: m["exact"] for m in claims["models"]} == {
+        sisa_id: True,
+        retrain_id: True,
+    }
+    session.expire_all()
+    assert not session.scalars(
+        select(TrainingRecord.id).where(TrainingRecord.id.in_(erased_ids))
+    ).all()
+    remaining = load_text_records(session, dataset_id=uuid.UUID(dataset_id), split="train")
+    assert len(remaining) == train_records - len(erased_ids)
+
+    # Shards keyed by person: one of the two trained again; the retrain strategy's only one.
+    for model_id, method, retrained in (
+        (sisa_id, "adapter_sisa_unlearn", 1),
+        (retrain_id, "retrain", 1),
+    ):
+        version = _active_version(api, ml_headers, session, model_id)
+        assert version.method == method
+        assert len(version.metrics["retrained_shards"]) == retrained
+        verification = version.metrics["verification"]
+        assert verification["kind"] == "exact"
+        assert verification["erased_records"] == len(erased_ids)
+        assert verification["text"]["erased_records_scored"] == len(erased_ids)
+        _check_purged_and_exact(
+            session,
+            model_id=model_id,
+            old=trained[model_id],
+            new=version,
+            erased_ids=erased_ids,
+            base_model_id=base_model_id,
+        )
+
+
+def _check_purged_and_exact(
+    session, *, model_id: str, old, new, erased_ids: set[int], base_model_id: str
+) -> None:
+    """No stored checkpoint of the model saw the erased records (the old version's that did are
+    gone), and the new version's adapters are, bit for bit, those that training from scratch on
+    the remaining records gives."""
+    checkpoints = _stored_checkpoints(model_id)
+    stored = list(checkpoints.manifests())
+    assert not [m.key for m in stored if m.contains_any(sorted(erased_ids))]
+    old_keys = {k for shard in old.manifest["shards"] for k in shard["slice_keys"]}
+    new_keys = {k for shard in new.manifest["shards"] for k in shard["slice_keys"]}
+    assert {m.key for m in stored} == new_keys
+    assert old_keys - new_keys
+
+    model = session.get(MlModel, uuid.UUID(model_id))
+    base, tokenizer = load_registered_base(uuid.UUID(base_model_id))
+    scratch = AdapterSisa(base=base, tokenizer=tokenizer, config=adapter_config(model))
+    scratch.train(records=load_text_records(session, dataset_id=model.dataset_id, split="train"))
+    for shard in new.manifest["shards"]:
+        for stage, key in enumerate(shard["slice_keys"]):
+            fresh = scratch.checkpoints[(shard["shard"], stage)]
+            assert fresh.key == key
+            assert fresh.state == checkpoints.get_state(key=key)

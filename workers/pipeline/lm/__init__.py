@@ -1,0 +1,1 @@
+"""Causal language models in the pipeline: registered bases, text records, SISA over adapters."""

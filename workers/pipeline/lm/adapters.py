@@ -1,0 +1,130 @@
+"""SISA over adapters for a registered `causal_lm` model: its configuration, its checkpoints in
+the model's checkpoint store, and the version manifest that names them.
+
+A checkpoint is stored as any SISA slice checkpoint is (`workers.engine.checkpoints`): the
+adapter's weights (safetensors) and a manifest with every record id the adapter has seen, so the
+purge and the exact verification read adapters and tabular shards alike. A model with the
+`retrain` strategy is the one-shard, one-slice case: erasing from it trains its adapter again
+from the base, without the records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from app.registry.models import MlModel
+from workers.engine.checkpoints import CheckpointStore, SliceManifest
+from workers.engine.lm.adapter_sisa import (
+    AdapterCheckpoint,
+    AdapterSisa,
+    AdapterSisaConfig,
+    TextRecord,
+)
+from workers.pipeline.lm.base_store import load_registered_base
+from workers.pipeline.storage import checkpoint_store
+
+MANIFEST_KIND = "adapter_sisa"
+KEY_SCHEME = "lethe-adapter-sisa-v1"
+DEFAULT_STAGE_EPOCHS = 10
+
+
+def adapter_config(model: MlModel) -> AdapterSisaConfig:
+    return AdapterSisaConfig(
+        shards=model.shards,
+        slices=model.slices,
+        seed=model.seed,
+        stage_epochs=model.epochs or DEFAULT_STAGE_EPOCHS,
+        shard_key=model.shard_key,  # type: ignore[arg-type]
+    )
+
+
+def _training(config: AdapterSisaConfig) -> dict[str, Any]:
+    """What every checkpoint of the model was trained with, for its manifest."""
+    settings = dataclasses.asdict(config)
+    settings["lora"]["target_modules"] = list(config.lora.target_modules)
+    return {"scheme": KEY_SCHEME, **settings}
+
+
+def new_adapter_sisa(model: MlModel) -> AdapterSisa:
+    if model.base_model_id is None:
+        raise ValueError("a causal_lm model needs a base model")
+    base, tokenizer = load_registered_base(model.base_model_id)
+    return AdapterSisa(base=base, tokenizer=tokenizer, config=adapter_config(model))
+
+
+def store_checkpoints(*, model: MlModel, sisa: AdapterSisa) -> int:
+    """Put every checkpoint not yet stored; returns how many were."""
+    checkpoints = checkpoint_store(model_id=model.id)
+    training = _training(sisa.config)
+    stored = 0
+    for (shard, stage), checkpoint in sorted(sisa.checkpoints.items()):
+        if checkpoints.has(key=checkpoint.key):
+            continue
+        parent = sisa.checkpoints[(shard, stage - 1)].key if stage > 0 else None
+        manifest = SliceManifest(
+            key=checkpoint.key,
+            shard=shard,
+            slice=stage,
+            parent_key=parent,
+            training=training,
+            record_ids=np.asarray(checkpoint.record_ids, dtype=np.int64),
+        )
+        checkpoints.put(manifest=manifest, state=checkpoint.state)
+        stored += 1
+    return stored
+
+
+def version_manifest(*, model: MlModel, sisa: AdapterSisa, max_record_id: int) -> dict[str, Any]:
+    """Which checkpoints make the version, shard by shard, stage by stage."""
+    config = sisa.config
+    shards = []
+    for shard in range(config.shards):
+        last = sisa.checkpoints[(shard, config.slices - 1)]
+        shards.append(
+            {
+                "shard": shard,
+                "slice_keys": [sisa.checkpoints[(shard, s)].key for s in range(config.slices)],
+                "records": len(last.record_ids),
+            }
+        )
+    return {
+        "kind": MANIFEST_KIND,
+        "architecture": model.architecture,
+        "base_model_id": str(model.base_model_id),
+        "training": _training(config),
+        "shards": shards,
+        "record_count": sum(s["records"] for s in shards),
+        "max_record_id": max_record_id,
+    }
+
+
+def checkpoint_rows(manifest: dict[str, Any]) -> list[tuple[str, int, int]]:
+    return [
+        (key, shard["shard"], stage)
+        for shard in manifest["shards"]
+        for stage, key in enumerate(shard["slice_keys"])
+    ]
+
+
+def restore(*, model: MlModel, manifest: dict[str, Any], records: list[TextRecord]) -> AdapterSisa:
+    """The version's adapters as they were trained, from the store, over `records` (the ones
+    still to keep and the ones to erase)."""
+    sisa = new_adapter_sisa(model)
+    if manifest["training"] != _training(sisa.config):
+        raise ValueError("the version was trained with other settings than the model's")
+    checkpoints: CheckpointStore = checkpoint_store(model_id=model.id)
+    sisa.records = {record.record_id: record for record in records}
+    for shard in manifest["shards"]:
+        for stage, key in enumerate(shard["slice_keys"]):
+            stored = checkpoints.get_manifest(key=key)
+            sisa.checkpoints[(shard["shard"], stage)] = AdapterCheckpoint(
+                key=key,
+                shard=shard["shard"],
+                stage=stage,
+                record_ids=tuple(int(i) for i in stored.record_ids),
+                state=checkpoints.get_state(key=key),
+            )
+    return sisa
