@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from app.core.config import get_settings
 from app.core.db import get_sessionmaker
+from app.keys_cli import keys_cli
 from app.registry.base_models_cli import base_models_cli
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ cli.add_typer(clients_cli, name="clients")
 cli.add_typer(records_cli, name="records")
 cli.add_typer(bench_cli, name="bench")
 cli.add_typer(base_models_cli, name="base-models")
+cli.add_typer(keys_cli, name="keys")
 
 
 @cli.command()

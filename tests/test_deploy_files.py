@@ -95,14 +95,28 @@ def test_artifacts_live_in_the_bucket_and_no_artifact_volume_is_shared():
         for _, target in _mounts(services[name]):
             assert not Path(cache).is_relative_to(target), (name, target)
             assert not Path(target).is_relative_to(cache), (name, target)
-    # The one volume services share holds generated keys; artifacts are in the bucket (the URL
-    # is set, no artifact directory) and each cache is off every volume.
+    # Nothing is shared but the database, the broker and the bucket: no volume is mounted by
+    # two services, and the signing keys reach every Lethe container as the same secret files.
     mounted_by: dict[str, set[str]] = {}
     for name, service in services.items():
         for source, _ in _mounts(service):
             mounted_by.setdefault(source, set()).add(name)
-    shared = {source for source, names in mounted_by.items() if len(names) > 1}
-    assert shared == {"lethe-var"}
+    assert not {source for source, names in mounted_by.items() if len(names) > 1}
+    key_settings = {
+        "LETHE_SIGNING_KEY_FILE": "certificate-signing-key",
+        "LETHE_WEBHOOK_SIGNING_KEY_FILE": "webhook-signing-key",
+        "LETHE_OPENDSR_KEY_FILE": "opendsr-key",
+        "LETHE_OPENDSR_CERTIFICATE_FILE": "opendsr-certificate",
+    }
+    for name in users:
+        env = services[name]["environment"]
+        granted = {s if isinstance(s, str) else s["source"] for s in services[name]["secrets"]}
+        assert granted == set(key_settings.values()), name
+        for setting, secret in key_settings.items():
+            assert env[setting] == f"/run/secrets/{secret}"
+    assert set(config["secrets"]) == set(key_settings.values())
+    for secret in config["secrets"].values():
+        assert "deploy/keys/" in secret["file"]
 
 
 def test_compose_refuses_to_start_without_a_pepper():

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
         description="Ed25519 key (`whsk_` + base64 of the 32-byte seed) that signs deliveries to "
         "a request's `callback_url`; generated under var_dir when unset.",
     )
+    webhook_signing_key_file: Path | None = Field(
+        None, description="A file holding `webhook_signing_key` (a container secret)."
+    )
     public_base_url: str = Field(
         "",
         description="Where clients reach this API (`https://host` or `https://host/prefix`), for "

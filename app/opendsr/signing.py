@@ -29,7 +29,7 @@ SIGNATURE_HEADER = "X-OpenDSR-Signature"
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
-def _new_key_pem() -> bytes:
+def new_key_pem() -> bytes:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -38,7 +38,7 @@ def _new_key_pem() -> bytes:
     )
 
 
-def _self_signed_pem(key: SigningKey, domain: str) -> bytes:
+def self_signed_certificate_pem(key: SigningKey, domain: str) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
     now = utcnow()
     certificate = (
@@ -77,12 +77,12 @@ def key_and_certificate() -> tuple[SigningKey, bytes]:
         cert_pem = settings.opendsr_certificate_file.read_bytes()
     else:
         folder = settings.var_dir / "opendsr"
-        key_pem = create_once(folder / "processor-key.pem", _new_key_pem)
+        key_pem = create_once(folder / "processor-key.pem", new_key_pem)
         key = serialization.load_pem_private_key(key_pem, password=None)
         domain = settings.opendsr_processor_domain
         cert_pem = create_once(
             folder / "processor-cert.pem",
-            lambda: _self_signed_pem(key, domain),  # type: ignore[arg-type]
+            lambda: self_signed_certificate_pem(key, domain),  # type: ignore[arg-type]
         )
     key = serialization.load_pem_private_key(key_pem, password=None)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):

@@ -60,7 +60,7 @@ def create_once(path: Path, make: Callable[[], bytes]) -> bytes:
     return path.read_bytes()
 
 
-def _encoded_seed() -> bytes:
+def new_signing_key() -> bytes:
     return (SIGNING_KEY_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()).encode()
 
 
@@ -69,9 +69,11 @@ def callback_signing_key() -> Ed25519PrivateKey:
     settings = get_settings()
     if settings.webhook_signing_key is not None:
         encoded = settings.webhook_signing_key.get_secret_value()
+    elif settings.webhook_signing_key_file is not None:
+        encoded = settings.webhook_signing_key_file.read_text().strip()
     else:
         path = settings.var_dir / "webhooks" / "callback-signing-key"
-        encoded = create_once(path, _encoded_seed).decode().strip()
+        encoded = create_once(path, new_signing_key).decode().strip()
     seed = base64.b64decode(encoded.removeprefix(SIGNING_KEY_PREFIX))
     return Ed25519PrivateKey.from_private_bytes(seed)
 
