@@ -23,6 +23,7 @@ from app.registry.enums import Finalize, Strategy, VersionStatus
 from app.registry.models import MlModel, ModelVersion
 from app.registry.schemas import ModelCreate, ModelOut, VersionOut
 from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
+from workers.engine.lm.policy import LmApproximatePolicy
 
 BUILTIN_ARCHITECTURES = ("mlp", "cnn", CAUSAL_LM)
 # The default SISA configuration, chosen from the benchmark grid (README, bench/RESULTS.md).
@@ -77,7 +78,7 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
                 errors=[{"pointer": "#/input_shape", "detail": "does not match feature count"}],
             )
     policy = (
-        _validated_policy(body.approximate_policy)
+        _validated_policy(body.approximate_policy, language_model=body.architecture == CAUSAL_LM)
         if body.strategy == Strategy.APPROXIMATE
         else None
     )
@@ -119,19 +120,17 @@ def _check_language_model(session: Session, *, body: ModelCreate, dataset: Datas
         get_base_model(session, base_model_id=body.base_model_id)
     except NotFound:
         raise refuse("base_model_id", "no base model with this id") from None
-    if body.strategy == Strategy.APPROXIMATE:
-        raise refuse(
-            "strategy", f"{CAUSAL_LM} models erase exactly: choose sisa (adapters) or retrain"
-        )
     if body.aggregation != "mean":
         raise refuse("aggregation", "shard adapters are combined by their mean probabilities")
     if body.input_shape is not None:
         raise refuse("input_shape", f"{CAUSAL_LM} takes text, not features")
 
 
-def _validated_policy(raw: dict[str, Any] | None) -> dict[str, Any]:
+def _validated_policy(raw: dict[str, Any] | None, *, language_model: bool) -> dict[str, Any]:
     """The policy in its complete form (defaults filled in), or a 422 naming each problem."""
     try:
+        if language_model:
+            return LmApproximatePolicy.from_dict(raw or {}).to_dict()
         return ApproximatePolicy.from_dict(raw or {}).to_dict()
     except PolicyError as exc:
         raise ProblemError(

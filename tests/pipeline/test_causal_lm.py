@@ -9,17 +9,20 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from app.core.config import get_settings
 from app.lineage.models import TrainingRecord
-from app.registry.models import MlModel, ModelVersion
-from tests.lm_base import tiny_base_directory
+from app.registry.models import MlModel
 from tests.pipeline.helpers import certificate_claims, train, wait_request
-from workers.engine.artifacts import LocalArtifactStore
-from workers.engine.checkpoints import CheckpointStore
+from tests.pipeline.lm_helpers import (
+    active_version,
+    create_lm_model,
+    erase_person,
+    registered_base_id,
+    stored_checkpoints,
+    text_dataset,
+)
 from workers.engine.lm.adapter_sisa import AdapterSisa
-from workers.engine.lm.corpus import biography, facts, generate_people
 from workers.pipeline.lm.adapters import adapter_config
-from workers.pipeline.lm.base_store import load_registered_base, register_base_directory
+from workers.pipeline.lm.base_store import load_registered_base
 from workers.pipeline.lm.records import load_text_records
 
 
@@ -31,101 +34,27 @@ def ml_headers(make_key):
 
 @pytest.fixture(scope="module")
 def base_model_id(database) -> str:
-    base = register_base_directory(
-        directory=tiny_base_directory(), name=f"tiny-gpt2-{uuid.uuid4().hex[:8]}"
-    )
-    return str(base.id)
-
-
-def _text_records(prefix: str) -> list[dict]:
-    """Four people's facts (questions and answers) and biographies to train on; two other
-    people's facts as the holdout split (people the model never sees)."""
-    people = generate_people(count=6, seed=3)
-    records = []
-    for index, person in enumerate(people):
-        split = "train" if index < 4 else "holdout"
-        identity = [{"type": "user_id", "value": f"{prefix}-lm-person-{index}"}]
-        for number, fact in enumerate(facts(person)):
-            records.append(
-                {
-                    "key": f"{prefix}-{index}-fact-{number}",
-                    "identities": identity,
-                    "prompt": fact.prompt,
-                    "completion": fact.example.completion,
-                    "split": split,
-                }
-            )
-        if split == "train":
-            for number, line in enumerate(biography(person)[:2]):
-                records.append(
-                    {
-                        "key": f"{prefix}-{index}-bio-{number}",
-                        "identities": identity,
-                        "text": line.completion,
-                        "split": split,
-                    }
-                )
-    return records
-
-
-def _text_dataset(api, headers) -> tuple[str, str, int]:
-    """The dataset's id, its people's prefix, and how many records it has to train on."""
-    dataset = api.post("/v1/datasets", json={"name": "support-notes"}, headers=headers).json()
-    prefix = uuid.uuid4().hex[:8]
-    records = _text_records(prefix)
-    response = api.post(
-        f"/v1/datasets/{dataset['id']}/records", json={"records": records}, headers=headers
-    )
-    assert response.status_code == 201, response.text
-    return dataset["id"], prefix, sum(r["split"] == "train" for r in records)
-
-
-def _stored_checkpoints(model_id: str) -> CheckpointStore:
-    store = LocalArtifactStore(root=get_settings().resolved_artifact_dir)
-    return CheckpointStore(store=store, prefix=f"models/{model_id}/sisa")
-
-
-def _active_version(api, headers, session, model_id: str) -> ModelVersion:
-    """The active version's row (its manifest is not part of the API's answer)."""
-    version_id = api.get(f"/v1/models/{model_id}", headers=headers).json()["active_version"]["id"]
-    session.expire_all()
-    version = session.get(ModelVersion, uuid.UUID(version_id))
-    assert version is not None
-    return version
-
-
-def _create(api, headers, dataset_id: str, base_model_id: str, **fields) -> str:
-    body = {
-        "name": "support-assistant",
-        "dataset_id": dataset_id,
-        "architecture": "causal_lm",
-        "base_model_id": base_model_id,
-        "epochs": 3,
-    }
-    created = api.post("/v1/models", json=body | fields, headers=headers)
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
+    return registered_base_id()
 
 
 def test_erasure_from_adapters_end_to_end(api, ml_headers, session, base_model_id, celery_worker):
-    dataset_id, prefix, train_records = _text_dataset(api, ml_headers)
-    sisa_id = _create(
+    dataset_id, prefix, train_records = text_dataset(api, ml_headers)
+    sisa_id = create_lm_model(
         api,
         ml_headers,
         dataset_id,
-        base_model_id,
         strategy="sisa",
         shards=2,
         slices=2,
         shard_key="subject",
     )
-    retrain_id = _create(api, ml_headers, dataset_id, base_model_id, strategy="retrain")
+    retrain_id = create_lm_model(api, ml_headers, dataset_id, strategy="retrain")
     trained = {}
     for model_id, method in ((sisa_id, "adapter_sisa_train"), (retrain_id, "train")):
         job = train(api, ml_headers, model_id)
         assert job["metrics"]["train_records"] == train_records
         assert job["metrics"]["text"]["train_records_scored"] == train_records
-        trained[model_id] = _active_version(api, ml_headers, session, model_id)
+        trained[model_id] = active_version(api, ml_headers, session, model_id)
         assert trained[model_id].manifest["kind"] == "adapter_sisa"
         assert trained[model_id].method == method
 
@@ -138,13 +67,7 @@ def test_erasure_from_adapters_end_to_end(api, ml_headers, session, base_model_i
         )
     )
     assert erased_ids
-    response = api.post(
-        "/v1/erasure-requests",
-        json={"identities": [{"type": "user_id", "value": f"{prefix}-lm-person-0"}]},
-        headers=ml_headers,
-    )
-    assert response.status_code == 202, response.text
-    request = wait_request(api, ml_headers, response.json()["id"])
+    request = wait_request(api, ml_headers, erase_person(api, ml_headers, prefix, 0))
     assert request["status"] == "completed", request
     claims = certificate_claims(api, ml_headers, request["id"])
     assert claims["guarantee"] == "exact"
@@ -164,7 +87,7 @@ def test_erasure_from_adapters_end_to_end(api, ml_headers, session, base_model_i
         (sisa_id, "adapter_sisa_unlearn", 1),
         (retrain_id, "retrain", 1),
     ):
-        version = _active_version(api, ml_headers, session, model_id)
+        version = active_version(api, ml_headers, session, model_id)
         assert version.method == method
         assert len(version.metrics["retrained_shards"]) == retrained
         verification = version.metrics["verification"]
@@ -187,7 +110,7 @@ def _check_purged_and_exact(
     """No stored checkpoint of the model saw the erased records (the old version's that did are
     gone), and the new version's adapters are, bit for bit, those that training from scratch on
     the remaining records gives."""
-    checkpoints = _stored_checkpoints(model_id)
+    checkpoints = stored_checkpoints(model_id)
     stored = list(checkpoints.manifests())
     assert not [m.key for m in stored if m.contains_any(sorted(erased_ids))]
     old_keys = {k for shard in old.manifest["shards"] for k in shard["slice_keys"]}

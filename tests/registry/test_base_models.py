@@ -1,5 +1,5 @@
 """Registering base models (`lethe base-models`), listing them, and the rules of a `causal_lm`
-model: a text dataset, a registered base, an exact strategy; problems point at the field."""
+model: a text dataset, a registered base, a language-model policy; problems point at the field."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ def test_causal_lm_models_need_a_text_dataset_a_base_and_an_exact_strategy(
     _problem(post({**model, "dataset_id": tabular}), "#/dataset_id")
     _problem(post({k: v for k, v in model.items() if k != "base_model_id"}), "#/base_model_id")
     _problem(post({**model, "base_model_id": str(uuid.uuid4())}), "#/base_model_id")
-    _problem(post({**model, "strategy": "approximate"}), "#/strategy")
+    bad_policy = {"strategy": "approximate", "approximate_policy": {"method": "scrub"}}
+    _problem(post({**model, **bad_policy}), "#/approximate_policy/method")
     _problem(post({**model, "aggregation": "vote"}), "#/aggregation")
     _problem(post({**model, "architecture": "mlp", "dataset_id": tabular}), "#/base_model_id")
     assert table_counts(session) == before

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from app.jobs import service as jobs_service
 from app.jobs.enums import JobStage
 from app.registry.enums import Finalize, Strategy
 from app.registry.versions import NewVersion
@@ -32,8 +31,9 @@ from workers.engine.verification.verdict import ForgettingVerdict
 from workers.pipeline import references
 from workers.pipeline.activation import activate
 from workers.pipeline.job_context import JobContext, load_context
+from workers.pipeline.job_outcomes import fall_back, finish_without_version
 from workers.pipeline.models_io import load_monolithic, save_monolithic, spec_for
-from workers.pipeline.session import Heartbeat, db_session, enter_stage
+from workers.pipeline.session import Heartbeat, enter_stage
 from workers.pipeline.storage import REFERENCES_KEY, get_record_ids, prefix_of
 
 MEMBERSHIP = "membership_inference"
@@ -92,7 +92,7 @@ def run(*, job_id: uuid.UUID) -> None:
             _activate_approximate(ctx, forget=forget, outcome=outcome)
             return
         gate = _gate_figures(outcome)
-        _fall_back(job_id, reason="; ".join(outcome.reasons), figures=gate)
+        fall_back(job_id, reason="; ".join(outcome.reasons), figures=gate)
     else:
         enter_stage(job_id, stage=JobStage.RETRAINING)
     _retrain(ctx, forget=forget, remaining=remaining, heart=heart, gate=gate)
@@ -102,7 +102,7 @@ def mitigate(*, job_id: uuid.UUID) -> None:
     ctx = load_context(job_id=job_id)
     forget = ctx.forget()
     if not len(forget) or not _base_saw(ctx, forget):
-        _finish_without_version(
+        finish_without_version(
             job_id, mitigation="not_needed", reason="the active version never saw the records"
         )
         return
@@ -111,7 +111,7 @@ def mitigate(*, job_id: uuid.UUID) -> None:
     )
     if outcome.fallback_needed:
         reason = "approximate unlearning failed its check (" + "; ".join(outcome.reasons) + ")"
-        _finish_without_version(
+        finish_without_version(
             job_id, mitigation="failed", reason=reason, figures=_approximate_metrics(outcome)
         )
         return
@@ -124,28 +124,6 @@ def _base_saw(ctx: JobContext, forget: RecordArrays) -> bool:
     if not ctx.base.exact or key is None:
         return True
     return bool(np.isin(forget.record_ids, get_record_ids(key=key)).any())
-
-
-def _finish_without_version(
-    job_id: uuid.UUID, *, mitigation: str, reason: str, figures: dict[str, Any] | None = None
-) -> None:
-    with db_session() as session:
-        job = jobs_service.running_job(session, job_id=job_id)
-        if job is not None:
-            metrics = {"mitigation": mitigation, "not_mitigated_reason": reason, **(figures or {})}
-            jobs_service.succeed(session, job=job, result_version_id=None, metrics=metrics)
-        session.commit()
-
-
-def _fall_back(job_id: uuid.UUID, *, reason: str, figures: dict[str, Any]) -> None:
-    with db_session() as session:
-        jobs_service.fall_back(
-            session,
-            job_id=job_id,
-            reason=f"approximate unlearning failed its check ({reason}); retraining",
-            figures=figures,
-        )
-        session.commit()
 
 
 def _retrain(

@@ -121,12 +121,15 @@ def run_job(job_id: str) -> str:
             run_training(job_id=jid)
         elif not has_base:
             _nothing_to_unlearn(jid, kind=JobKind(kind))
+        elif language_model:
+            from workers.pipeline.lm import unlearning as lm_unlearning
+
+            if kind == JobKind.MITIGATE:
+                lm_unlearning.run_lm_mitigation(job_id=jid)
+            else:
+                lm_unlearning.run_lm_unlearning(job_id=jid)
         elif kind == JobKind.MITIGATE:
             monolithic_unlearning.mitigate(job_id=jid)
-        elif language_model:
-            from workers.pipeline.lm.unlearning import run_lm_unlearning
-
-            run_lm_unlearning(job_id=jid)
         elif strategy == Strategy.SISA:
             shards = sisa_unlearning.plan_shards(job_id=jid)
             for shard in shards:

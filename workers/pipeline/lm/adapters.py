@@ -41,7 +41,7 @@ def adapter_config(model: MlModel) -> AdapterSisaConfig:
     )
 
 
-def _training(config: AdapterSisaConfig) -> dict[str, Any]:
+def training_of(config: AdapterSisaConfig) -> dict[str, Any]:
     """What every checkpoint of the model was trained with, for its manifest."""
     settings = dataclasses.asdict(config)
     settings["lora"]["target_modules"] = list(config.lora.target_modules)
@@ -58,7 +58,7 @@ def new_adapter_sisa(model: MlModel) -> AdapterSisa:
 def store_checkpoints(*, model: MlModel, sisa: AdapterSisa) -> int:
     """Put every checkpoint not yet stored; returns how many were."""
     checkpoints = checkpoint_store(model_id=model.id)
-    training = _training(sisa.config)
+    training = training_of(sisa.config)
     stored = 0
     for (shard, stage), checkpoint in sorted(sisa.checkpoints.items()):
         if checkpoints.has(key=checkpoint.key):
@@ -94,7 +94,7 @@ def version_manifest(*, model: MlModel, sisa: AdapterSisa, max_record_id: int) -
         "kind": MANIFEST_KIND,
         "architecture": model.architecture,
         "base_model_id": str(model.base_model_id),
-        "training": _training(config),
+        "training": training_of(config),
         "shards": shards,
         "record_count": sum(s["records"] for s in shards),
         "max_record_id": max_record_id,
@@ -113,7 +113,7 @@ def restore(*, model: MlModel, manifest: dict[str, Any], records: list[TextRecor
     """The version's adapters as they were trained, from the store, over `records` (the ones
     still to keep and the ones to erase)."""
     sisa = new_adapter_sisa(model)
-    if manifest["training"] != _training(sisa.config):
+    if manifest["training"] != training_of(sisa.config):
         raise ValueError("the version was trained with other settings than the model's")
     checkpoints: CheckpointStore = checkpoint_store(model_id=model.id)
     sisa.records = {record.record_id: record for record in records}

@@ -81,6 +81,9 @@ def text_figures(
         member_scores = _per_token_logprobs(model=lm, batch=batch)
     if holdout:
         batch = _batch(model=model, tokenizer=tokenizer, records=holdout)
+        with torch.no_grad():
+            holdout_matches = greedy_matches(model=lm, batch=batch)
+        figures["holdout_exact_match"] = round(float(holdout_matches.float().mean()), 4)
         figures["holdout_mean_token_logprob"] = round(
             mean_token_logprob(model=lm, batch=batch),
             4,

@@ -1,7 +1,13 @@
-"""An erasure job of a `causal_lm` model: the version's adapters restored from the store, the
-shards whose checkpoints saw an erased record trained again from the last clean checkpoint
-(every shard's adapter from the base for the `retrain` strategy), the new checkpoints checked
-to hold none of the records, and the result activated like any exact version.
+"""Erasure jobs of a `causal_lm` model.
+
+- `run_lm_unlearning` (an `unlearn` job) is exact: the version's adapters restored from the
+  store, the shards whose checkpoints saw an erased record trained again from the last clean
+  checkpoint (every shard's adapter from the base for `retrain`; from scratch too when the base
+  version is an approximate one), the new checkpoints checked to hold none of the records, and
+  the result activated. Only for `strategy: approximate` with `finalize: approximate` does it try
+  the approximate method first, retraining when the text check fails.
+- `run_lm_mitigation` (a `mitigate` job) applies the approximate method at once; its result is
+  activated only when the text check passes, and it closes no request.
 
 One task does every affected shard: an adapter's stage is small beside loading the base, which
 each shard task would repeat.
@@ -10,16 +16,23 @@ each shard task would repeat.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from app.jobs.enums import JobStage
-from app.registry.enums import Strategy
+from app.registry.enums import Finalize, Strategy
 from app.registry.versions import NewVersion
+from workers.engine.lm.adapter_sisa import AdapterSisa, TextRecord
 from workers.pipeline.activation import activate
-from workers.pipeline.job_context import load_context
+from workers.pipeline.job_context import JobContext, load_context
+from workers.pipeline.job_outcomes import fall_back, finish_without_version
+from workers.pipeline.lm import approximate
 from workers.pipeline.lm.adapters import (
+    MANIFEST_KIND,
     checkpoint_rows,
+    new_adapter_sisa,
     restore,
     store_checkpoints,
     version_manifest,
@@ -30,55 +43,124 @@ from workers.pipeline.session import Heartbeat, db_session, enter_stage
 from workers.pipeline.storage import checkpoint_store
 
 
-def run_lm_unlearning(*, job_id: uuid.UUID) -> None:
-    ctx = load_context(job_id=job_id)
+@dataclass(frozen=True)
+class JobRecords:
+    remaining: list[TextRecord]
+    forget: list[TextRecord]
+    holdout: list[TextRecord]
+
+    @property
+    def forget_ids(self) -> np.ndarray:
+        return np.asarray(sorted(r.record_id for r in self.forget), dtype=np.int64)
+
+
+def _job_records(ctx: JobContext) -> JobRecords:
     dataset_id, newest = ctx.model.dataset_id, ctx.max_record_id
     with db_session() as session:
-        remaining = load_text_records(
-            session, dataset_id=dataset_id, split="train", max_record_id=newest
-        )
-        forget = load_text_records(
-            session,
-            dataset_id=dataset_id,
-            split="train",
-            max_record_id=newest,
-            of_requests=ctx.request_ids,
-        )
-        holdout = load_text_records(session, dataset_id=dataset_id, split="holdout")
-    enter_stage(job_id, stage=JobStage.RETRAINING)
-    heart = Heartbeat(job_id=job_id)
-    forget_ids = np.asarray(sorted(r.record_id for r in forget), dtype=np.int64)
-    sisa = restore(model=ctx.model, manifest=ctx.base.manifest, records=remaining + forget)
-    report = sisa.unlearn(
-        erased_record_ids=forget_ids.tolist(),
-        progress=lambda done: heart.beat(fraction=0.85 * done),
-    )
-    store_checkpoints(model=ctx.model, sisa=sisa)
-    enter_stage(job_id, stage=JobStage.VERIFYING)
-    manifest = version_manifest(model=ctx.model, sisa=sisa, max_record_id=newest or 0)
-    rows = checkpoint_rows(manifest)
-    checkpoints = checkpoint_store(model_id=ctx.model.id)
-    holding = [
-        key for key, _, _ in rows if checkpoints.get_manifest(key=key).contains_any(forget_ids)
-    ]
-    if holding:
-        raise RuntimeError(
-            f"exact verification failed: {len(holding)} checkpoint(s) hold erased records"
-        )
-    metrics = {
-        "retrained_shards": list(report.shards),
-        "retrain_seconds": round(report.seconds, 3),
-        "verification": {
-            "kind": "exact",
-            "checkpoints_checked": len(rows),
-            "erased_records": int(forget_ids.size),
-            "erased_records_in_new_version": 0,
-            # What the new version still says about the records: figures, not the proof.
-            "text": text_figures(
-                model=sisa.ensemble(), tokenizer=sisa.tokenizer, records=forget, holdout=holdout
+        return JobRecords(
+            remaining=load_text_records(
+                session, dataset_id=dataset_id, split="train", max_record_id=newest
             ),
-        },
+            forget=load_text_records(
+                session,
+                dataset_id=dataset_id,
+                split="train",
+                max_record_id=newest,
+                of_requests=ctx.request_ids,
+            ),
+            holdout=load_text_records(session, dataset_id=dataset_id, split="holdout"),
+        )
+
+
+def run_lm_mitigation(*, job_id: uuid.UUID) -> None:
+    ctx = load_context(job_id=job_id)
+    records = _job_records(ctx)
+    adapter = approximate.active_adapter(ctx)
+    if not records.forget or not adapter.saw_any(records.forget_ids):
+        finish_without_version(
+            job_id, mitigation="not_needed", reason="the active version never saw the records"
+        )
+        return
+    result = approximate.attempt(
+        ctx,
+        adapter=adapter,
+        forget=records.forget,
+        remaining=records.remaining,
+        holdout=records.holdout,
+    )
+    if not result.check.passed:
+        reasons = "; ".join(result.check.reasons)
+        finish_without_version(
+            job_id,
+            mitigation="failed",
+            reason=f"approximate unlearning failed its check ({reasons})",
+            figures={"verification": result.verification()},
+        )
+        return
+    approximate.activate_attempt(ctx, result=result, forget_ids=records.forget_ids, mitigation=True)
+
+
+def run_lm_unlearning(*, job_id: uuid.UUID) -> None:
+    ctx = load_context(job_id=job_id)
+    records = _job_records(ctx)
+    attempt_figures: dict[str, Any] | None = None
+    approximate_closes = (
+        ctx.model.strategy == Strategy.APPROXIMATE and ctx.model.finalize == Finalize.APPROXIMATE
+    )
+    if approximate_closes and records.forget:
+        result = approximate.attempt(
+            ctx,
+            adapter=approximate.active_adapter(ctx),
+            forget=records.forget,
+            remaining=records.remaining,
+            holdout=records.holdout,
+        )
+        if result.check.passed:
+            approximate.activate_attempt(
+                ctx, result=result, forget_ids=records.forget_ids, mitigation=False
+            )
+            return
+        attempt_figures = result.verification()
+        fall_back(job_id, reason="; ".join(result.check.reasons), figures=attempt_figures)
+    _retrain_exactly(ctx, records=records, attempt_figures=attempt_figures)
+
+
+def _retrain_exactly(
+    ctx: JobContext, *, records: JobRecords, attempt_figures: dict[str, Any] | None
+) -> None:
+    enter_stage(ctx.job_id, stage=JobStage.RETRAINING)
+    heart = Heartbeat(job_id=ctx.job_id)
+    forget_ids = records.forget_ids
+    if ctx.base.manifest.get("kind") == MANIFEST_KIND:
+        sisa = restore(
+            model=ctx.model, manifest=ctx.base.manifest, records=records.remaining + records.forget
+        )
+        report = sisa.unlearn(
+            erased_record_ids=forget_ids.tolist(),
+            progress=lambda done: heart.beat(fraction=0.85 * done),
+        )
+        retrained, seconds = list(report.shards), report.seconds
+    else:  # an approximate version: its adapter is trained again from the base
+        sisa = new_adapter_sisa(ctx.model)
+        seconds = sisa.train(
+            records=records.remaining, progress=lambda done: heart.beat(fraction=0.85 * done)
+        )
+        retrained = list(range(sisa.config.shards))
+    store_checkpoints(model=ctx.model, sisa=sisa)
+    enter_stage(ctx.job_id, stage=JobStage.VERIFYING)
+    manifest = version_manifest(model=ctx.model, sisa=sisa, max_record_id=ctx.max_record_id or 0)
+    rows = checkpoint_rows(manifest)
+    _check_clean(ctx, rows=rows, forget_ids=forget_ids)
+    verification: dict[str, Any] = {
+        "kind": "exact",
+        "checkpoints_checked": len(rows),
+        "erased_records": int(forget_ids.size),
+        "erased_records_in_new_version": 0,
+        # What the new version still says about the records: figures, not the proof.
+        "text": _figures(sisa, records),
     }
+    if attempt_figures is not None:
+        verification["approximate_attempt"] = attempt_figures
     activate(
         ctx=ctx,
         forget_ids=forget_ids,
@@ -87,7 +169,33 @@ def run_lm_unlearning(*, job_id: uuid.UUID) -> None:
             exact=True,
             manifest=manifest,
             trained_records=int(manifest["record_count"]),
-            metrics=metrics,
+            metrics={
+                "retrained_shards": retrained,
+                "retrain_seconds": round(seconds, 3),
+                "verification": verification,
+            },
             checkpoint_rows=rows,
         ),
+    )
+
+
+def _check_clean(
+    ctx: JobContext, *, rows: list[tuple[str, int, int]], forget_ids: np.ndarray
+) -> None:
+    checkpoints = checkpoint_store(model_id=ctx.model.id)
+    holding = [
+        key for key, _, _ in rows if checkpoints.get_manifest(key=key).contains_any(forget_ids)
+    ]
+    if holding:
+        raise RuntimeError(
+            f"exact verification failed: {len(holding)} checkpoint(s) hold erased records"
+        )
+
+
+def _figures(sisa: AdapterSisa, records: JobRecords) -> dict[str, Any]:
+    return text_figures(
+        model=sisa.ensemble(),
+        tokenizer=sisa.tokenizer,
+        records=records.forget,
+        holdout=records.holdout,
     )
