@@ -27,9 +27,10 @@ from app.registry.versions import brief
 from app.suppression.service import remember
 
 APPROXIMATE_LIMITATIONS = (
-    "The model was edited, not retrained. Its membership test (named in `verification`) found "
-    "that the erased records score like records it never saw, within the stated margin: "
-    "statistical evidence for that attack, not proof. A stronger attack may still find their "
+    "The model was edited, not retrained. Its check (named in `verification`: a membership "
+    "test, or for a language model a comparison of its answers with people it never saw) found "
+    "that the erased records look like records it never saw, within the stated margin: "
+    "statistical evidence for that check, not proof. A stronger attack may still find their "
     "influence."
 )
 
