@@ -269,3 +269,60 @@ def test_the_evidence_page_shows_the_per_record_gate_of_a_refused_attempt():
     assert "against 8 reference models" in html
     assert "2 more left out" in html and "resolution 0.11" in html
     assert html.count("<svg") == 1
+
+
+def test_the_evidence_page_shows_a_language_model_s_text_checks():
+    from app.dashboard.views.text_check import text_checks
+
+    figures = {
+        "erased_records_scored": 9,
+        "holdout_records_scored": 14,
+        "erased_exact_match": 0.4444,
+        "holdout_exact_match": 0.0,
+        "erased_mean_token_logprob": -0.812,
+        "holdout_mean_token_logprob": -4.3,
+        "membership_auc": 0.93,
+    }
+    refused = {
+        "kind": "text_check",
+        "passed": False,
+        "reasons": ["erased answers reproduced 0.44 more often than never-seen people's"],
+        **figures,
+    }
+    after = {**figures, "erased_exact_match": 0.0, "erased_mean_token_logprob": -4.9}
+    verification = {
+        "kind": "exact",
+        "erased_records": 9,
+        "erased_records_in_new_version": 0,
+        "checkpoints_checked": 4,
+        "text": {k: v for k, v in after.items() if k != "membership_auc"},
+        "approximate_attempt": refused,
+    }
+    checks = text_checks(verification)
+    assert [c.passed for c in checks] == [False, None]
+    html = _render_evidence(
+        [
+            ModelEvidence(
+                model_id=str(uuid.uuid4()),
+                model_name="support-assistant",
+                method="retrain",
+                exact=True,
+                old_number=2,
+                new_number=3,
+                accuracy_before=None,
+                accuracy_after=None,
+                verification=verification,
+                purge={"checkpoints": 1, "artifacts": 2},
+                text_checks=checks,
+                language_model=True,
+            )
+        ],
+        records_erased=9,
+    )
+    assert "Test accuracy" not in html
+    assert "Text check of the approximate attempt, refused" in html
+    assert "Refused: erased answers reproduced 0.44 more often" in html
+    assert "44.4 %" in html and "-0.81" in html and "0.930" in html
+    assert "Text check of what the retrained version says" in html
+    assert "Figures, not the proof" in html
+    assert html.count("Membership AUC") == 1

@@ -20,7 +20,9 @@ from app.dashboard.views.charts import (
     percentile_chart,
 )
 from app.dashboard.views.record_gate import RecordGate, record_gate
+from app.dashboard.views.text_check import TextCheckView, text_checks
 from app.jobs.models import Job
+from app.registry.base_models import CAUSAL_LM
 from app.registry.models import MlModel, ModelVersion
 
 VERDICTS = {
@@ -85,7 +87,9 @@ class ModelEvidence:
     purge: dict[str, Any]
     memberships: list[Membership] = field(default_factory=list)
     record_gates: list[RecordGate] = field(default_factory=list)
+    text_checks: list[TextCheckView] = field(default_factory=list)
     fallback_reason: str | None = None
+    language_model: bool = False  # no test accuracy: its text figures stand instead
 
 
 @dataclass
@@ -197,8 +201,10 @@ def _model_evidence(session: Session, claim: dict[str, Any]) -> ModelEvidence:
         verification=verification,
         purge=dict(claim.get("purge") or {}),
         fallback_reason=((job.metrics if job else None) or {}).get("fallback_reason"),
+        language_model=model is not None and model.architecture == CAUSAL_LM,
     )
     evidence.memberships, evidence.record_gates = approximate_checks(verification)
+    evidence.text_checks = text_checks(verification)
     return evidence
 
 
