@@ -25,6 +25,7 @@ celery_app = get_celery()
 celery_app.conf.include = [
     "workers.tasks.artifact_cache",
     "workers.tasks.erasure",
+    "workers.tasks.generation",
     "workers.tasks.jobs",
     "workers.tasks.purge",
     "workers.tasks.webhooks",

@@ -35,6 +35,7 @@ RUN_SHARD = "lethe.jobs.run_shard"
 FINISH_JOB = "lethe.jobs.finish"
 RECONCILE = "lethe.jobs.reconcile"
 PREDICT = "lethe.models.predict"
+GENERATE = "lethe.models.generate"
 EVALUATE_VERSION = "lethe.models.evaluate"
 SWEEP_ARTIFACT_CACHES = "lethe.artifacts.sweep_caches"
 # Remote-control commands, broadcast to every worker (`workers.tasks.artifact_cache`).
@@ -162,16 +163,13 @@ def _forget(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_AFTER_COMMIT, None)
 
 
-def predict_remotely(
-    *, model_id: uuid.UUID, version_id: uuid.UUID, features: list[list[float]]
-) -> dict[str, Any]:
-    """Run a prediction on a worker (the API has no PyTorch) and wait for its answer."""
+def _ask_worker(task: str, *, args: list[Any], pointer: str) -> dict[str, Any]:
+    """Run `task` on a worker (the API has no PyTorch) and wait for its answer; a ValueError
+    the worker raises is the caller's bad input, at `pointer`."""
     from app.core.errors import ProblemError
 
     try:
-        result = get_celery().send_task(
-            PREDICT, args=[str(model_id), str(version_id), features], queue=TRAINING_QUEUE
-        )
+        result = get_celery().send_task(task, args=args, queue=TRAINING_QUEUE)
         answer: dict[str, Any] = result.get(timeout=PREDICT_TIMEOUT_SECONDS)
         return answer
     except CeleryTimeout as exc:
@@ -180,8 +178,28 @@ def predict_remotely(
         ) from exc
     except ValueError as exc:
         raise ProblemError(
-            422, str(exc), errors=[{"pointer": "#/features", "detail": str(exc)}]
+            422, str(exc), errors=[{"pointer": pointer, "detail": str(exc)}]
         ) from exc
+
+
+def predict_remotely(
+    *, model_id: uuid.UUID, version_id: uuid.UUID, features: list[list[float]]
+) -> dict[str, Any]:
+    """A prediction from a worker."""
+    return _ask_worker(
+        PREDICT, args=[str(model_id), str(version_id), features], pointer="#/features"
+    )
+
+
+def generate_remotely(
+    *, model_id: uuid.UUID, version_id: uuid.UUID, prompts: list[str], max_new_tokens: int
+) -> dict[str, Any]:
+    """A language model's greedy completions of `prompts`, from a worker."""
+    return _ask_worker(
+        GENERATE,
+        args=[str(model_id), str(version_id), prompts, max_new_tokens],
+        pointer="#/prompts",
+    )
 
 
 def broker_reachable(timeout: float = 2.0) -> bool:

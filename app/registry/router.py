@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.core.auth import AdminClient, ModelsWriter
-from app.core.broker import predict_remotely
+from app.core.broker import generate_remotely, predict_remotely
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -21,6 +21,8 @@ from app.registry import base_models, holds, service
 from app.registry.schemas import (
     BaseModelList,
     BaseModelOut,
+    GenerateIn,
+    GenerateOut,
     ModelCreate,
     ModelOut,
     ModelPage,
@@ -176,3 +178,35 @@ async def predict(
         limiter=_PREDICTION_THREADS,
     )
     return PredictOut(model_id=model_key, version_id=version_key, **result)
+
+
+@router.post(
+    "/{model_id}/generate",
+    response_model=GenerateOut,
+    responses=problems(
+        Answer(409, "The model has no active version yet"),
+        Answer(503, "No worker answered in time"),
+    ),
+)
+async def generate(
+    model_id: uuid.UUID, body: GenerateIn, session: SessionDep, client: ModelsWriter
+) -> GenerateOut:
+    """A `causal_lm` model's greedy completions of the prompts, from its active version."""
+
+    def serving_version() -> tuple[uuid.UUID, uuid.UUID]:
+        version = service.serving_version(session, client=client, model_id=model_id, text=True)
+        session.commit()  # hold no connection while a worker generates
+        return version.model_id, version.id
+
+    model_key, version_key = await anyio.to_thread.run_sync(serving_version)
+    result = await anyio.to_thread.run_sync(
+        functools.partial(
+            generate_remotely,
+            model_id=model_key,
+            version_id=version_key,
+            prompts=body.prompts,
+            max_new_tokens=body.max_new_tokens,
+        ),
+        limiter=_PREDICTION_THREADS,
+    )
+    return GenerateOut(model_id=model_key, version_id=version_key, **result)

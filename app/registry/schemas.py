@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator, with_config
 from typing_extensions import TypedDict
 
-from app.core.validation import Feature, SafeText
+from app.core.validation import Feature, SafeMultilineText, SafeText
 from app.registry.enums import Finalize, Strategy, VersionStatus
 
 # A typed dictionary that keeps members beyond the ones it names (`additionalProperties`).
@@ -131,6 +131,21 @@ class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     features: list[list[Feature]] = Field(min_length=1, max_length=1000)
+
+
+class GenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompts: list[Annotated[SafeMultilineText, Field(min_length=1, max_length=2000)]] = Field(
+        min_length=1, max_length=50
+    )
+    max_new_tokens: int = Field(16, ge=1, le=128)
+
+
+class GenerateOut(BaseModel):
+    model_id: uuid.UUID
+    version_id: uuid.UUID
+    completions: list[str] = Field(description="Greedy continuations, one per prompt")
 
 
 class PredictOut(BaseModel):

@@ -235,15 +235,18 @@ def start_training(session: Session, *, client: ApiClient, model_id: uuid.UUID) 
     return job
 
 
-def serving_version(session: Session, *, client: ApiClient, model_id: uuid.UUID) -> ModelVersion:
-    """The version that answers predictions; a 409 until the model has been trained."""
+def serving_version(
+    session: Session, *, client: ApiClient, model_id: uuid.UUID, text: bool = False
+) -> ModelVersion:
+    """The version that answers predictions (`text`: generations); a 409 until the model has
+    been trained, a 422 for the wrong kind of model."""
     model = get_model(session, client=client, model_id=model_id)
-    if model.architecture == CAUSAL_LM:
+    if (model.architecture == CAUSAL_LM) != text:
         raise ProblemError(
             422,
-            f"A {CAUSAL_LM} model takes prompts, not features: predictions are for the "
-            "tabular architectures",
-            slug="text-model",
+            f"A {CAUSAL_LM} model takes prompts (`/generate`), other models take features "
+            "(`/predict`)",
+            slug="text-model" if not text else "not-a-text-model",
         )
     version = active_version(session, model=model)
     if version is None:

@@ -21,6 +21,7 @@ from tests.pipeline.lm_helpers import (
     text_dataset,
 )
 from workers.engine.lm.adapter_sisa import AdapterSisa
+from workers.engine.lm.scoring import generate
 from workers.pipeline.lm.adapters import adapter_config
 from workers.pipeline.lm.base_store import load_registered_base
 from workers.pipeline.lm.records import load_text_records
@@ -94,7 +95,7 @@ def test_erasure_from_adapters_end_to_end(api, ml_headers, session, base_model_i
         assert verification["kind"] == "exact"
         assert verification["erased_records"] == len(erased_ids)
         assert verification["text"]["erased_records_scored"] == len(erased_ids)
-        _check_purged_and_exact(
+        scratch = _check_purged_and_exact(
             session,
             model_id=model_id,
             old=trained[model_id],
@@ -102,11 +103,33 @@ def test_erasure_from_adapters_end_to_end(api, ml_headers, session, base_model_i
             erased_ids=erased_ids,
             base_model_id=base_model_id,
         )
+        _check_generation(api, ml_headers, model_id=model_id, scratch=scratch, records=remaining)
+
+
+def _check_generation(api, headers, *, model_id: str, scratch: AdapterSisa, records) -> None:
+    """The API's completions are the active version's own: those of the adapters trained from
+    scratch without the person, which are identical to it."""
+    prompts = [r.example.prompt for r in records if r.example.prompt][:3]
+    answer = api.post(
+        f"/v1/models/{model_id}/generate",
+        json={"prompts": prompts, "max_new_tokens": 6},
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.text
+    expected = [
+        generate(model=scratch.ensemble(), tokenizer=scratch.tokenizer, prompt=p, max_new_tokens=6)
+        for p in prompts
+    ]
+    assert answer.json()["completions"] == expected
+    refused = api.post(
+        f"/v1/models/{model_id}/predict", json={"features": [[1.0]]}, headers=headers
+    )
+    assert refused.status_code == 422
 
 
 def _check_purged_and_exact(
     session, *, model_id: str, old, new, erased_ids: set[int], base_model_id: str
-) -> None:
+) -> AdapterSisa:
     """No stored checkpoint of the model saw the erased records (the old version's that did are
     gone), and the new version's adapters are, bit for bit, those that training from scratch on
     the remaining records gives."""
@@ -127,3 +150,4 @@ def _check_purged_and_exact(
             fresh = scratch.checkpoints[(shard["shard"], stage)]
             assert fresh.key == key
             assert fresh.state == checkpoints.get_state(key=key)
+    return scratch

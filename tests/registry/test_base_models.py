@@ -116,3 +116,26 @@ def test_causal_lm_models_need_a_text_dataset_a_base_and_an_exact_strategy(
     )
     assert predicted.status_code == 422
     assert predicted.json()["type"].endswith("text-model")
+
+
+def test_generation_is_for_language_models_and_checks_its_prompts(api, headers, base_id):
+    tabular = api.post("/v1/datasets", json={"name": "rows-2"}, headers=headers).json()["id"]
+    row = {"key": "r-0", "identities": [{"type": "user_id", "value": "gen-rules"}]}
+    row |= {"features": [1.0], "label": 0}
+    api.post(f"/v1/datasets/{tabular}/records", json={"records": [row]}, headers=headers)
+    mlp = api.post(
+        "/v1/models",
+        json={"name": "m", "dataset_id": tabular, "architecture": "mlp"},
+        headers=headers,
+    ).json()["id"]
+    refused = api.post(f"/v1/models/{mlp}/generate", json={"prompts": ["Hi"]}, headers=headers)
+    assert refused.status_code == 422
+    assert refused.json()["type"].endswith("not-a-text-model")
+    for body, pointer in (
+        ({"prompts": []}, "#/prompts"),
+        ({"prompts": ["x"], "max_new_tokens": 0}, "#/max_new_tokens"),
+        ({"prompts": ["x"], "temperature": 1}, "#/temperature"),
+    ):
+        bad = api.post(f"/v1/models/{mlp}/generate", json=body, headers=headers)
+        assert bad.status_code == 422
+        assert [e["pointer"] for e in bad.json()["errors"]] == [pointer]

@@ -10,10 +10,13 @@ from the base, without the records.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
 import numpy as np
+from peft import PeftModel
+from transformers import PreTrainedTokenizerBase
 
 from app.registry.models import MlModel
 from workers.engine.checkpoints import CheckpointStore, SliceManifest
@@ -23,8 +26,9 @@ from workers.engine.lm.adapter_sisa import (
     AdapterSisaConfig,
     TextRecord,
 )
+from workers.engine.lm.finetune import attach_adapter, load_adapter_state
 from workers.pipeline.lm.base_store import load_registered_base
-from workers.pipeline.storage import checkpoint_store
+from workers.pipeline.storage import artifact_store, checkpoint_store
 
 MANIFEST_KIND = "adapter_sisa"
 KEY_SCHEME = "lethe-adapter-sisa-v1"
@@ -128,3 +132,13 @@ def restore(*, model: MlModel, manifest: dict[str, Any], records: list[TextRecor
                 state=checkpoints.get_state(key=key),
             )
     return sisa
+
+
+def adapter_from_weights(
+    *, model: MlModel, manifest: dict[str, Any]
+) -> tuple[PeftModel, PreTrainedTokenizerBase]:
+    """An approximate version's single adapter (its weights file) on the base, in eval mode."""
+    sisa = new_adapter_sisa(model)
+    adapter = attach_adapter(model=copy.deepcopy(sisa.base), settings=sisa.config.lora, seed=0)
+    load_adapter_state(model=adapter, data=artifact_store().get(key=manifest["weights_key"]))
+    return adapter.eval(), sisa.tokenizer

@@ -10,7 +10,6 @@ was trained on, so the exact erasure purges it like any version that saw them.
 
 from __future__ import annotations
 
-import copy
 import random
 import time
 import uuid
@@ -25,7 +24,7 @@ from app.jobs.enums import JobStage
 from app.registry.base_models import CAUSAL_LM
 from app.registry.versions import NewVersion
 from workers.engine.lm.adapter_sisa import TextRecord
-from workers.engine.lm.finetune import adapter_state_bytes, attach_adapter, load_adapter_state
+from workers.engine.lm.finetune import adapter_state_bytes
 from workers.engine.lm.policy import LmApproximatePolicy, TextCheck, check_text_figures
 from workers.engine.lm.unlearning import gradient_difference, npo
 from workers.pipeline.activation import activate
@@ -33,7 +32,7 @@ from workers.pipeline.job_context import JobContext
 from workers.pipeline.lm.adapters import (
     MANIFEST_KIND,
     adapter_config,
-    new_adapter_sisa,
+    adapter_from_weights,
     restore,
     training_of,
 )
@@ -90,12 +89,8 @@ def active_adapter(ctx: JobContext) -> ActiveAdapter:
         sisa = restore(model=ctx.model, manifest=manifest, records=[])
         last = sisa.checkpoints[(0, sisa.config.slices - 1)]
         return ActiveAdapter(sisa.shard_model(shard=0), sisa.tokenizer, np.asarray(last.record_ids))
-    sisa = new_adapter_sisa(ctx.model)
-    adapter = attach_adapter(model=copy.deepcopy(sisa.base), settings=sisa.config.lora, seed=0)
-    load_adapter_state(model=adapter, data=artifact_store().get(key=manifest["weights_key"]))
-    return ActiveAdapter(
-        adapter.eval(), sisa.tokenizer, get_record_ids(key=manifest["record_ids_key"])
-    )
+    adapter, tokenizer = adapter_from_weights(model=ctx.model, manifest=manifest)
+    return ActiveAdapter(adapter, tokenizer, get_record_ids(key=manifest["record_ids_key"]))
 
 
 def attempt(
