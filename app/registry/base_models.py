@@ -44,7 +44,7 @@ class BaseDirectory:
     files: tuple[BaseFile, ...]
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -94,7 +94,7 @@ def read_base_directory(*, directory: Path) -> BaseDirectory:
         BaseFile(
             name=name,
             path=directory / name,
-            sha256=_sha256(directory / name),
+            sha256=file_sha256(directory / name),
             size=(directory / name).stat().st_size,
         )
         for name in names

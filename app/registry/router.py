@@ -8,8 +8,9 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
-from app.core.auth import AdminClient, ModelsWriter
+from app.core.auth import AdminClient, ApiClient, ModelsWriter
 from app.core.broker import generate_remotely, predict_remotely
 from app.core.db import SessionDep
 from app.core.idempotency import Idempotent
@@ -154,6 +155,16 @@ def train(model_id: uuid.UUID, session: SessionDep, client: ModelsWriter) -> JSO
 _PREDICTION_THREADS = anyio.CapacityLimiter(16)
 
 
+def _serving(
+    session: Session, *, client: ApiClient, model_id: uuid.UUID, text: bool
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """The model and version that answer; the session is committed so that no connection is
+    held while a worker computes."""
+    version = service.serving_version(session, client=client, model_id=model_id, text=text)
+    session.commit()
+    return version.model_id, version.id
+
+
 @router.post(
     "/{model_id}/predict",
     response_model=PredictOut,
@@ -165,12 +176,9 @@ _PREDICTION_THREADS = anyio.CapacityLimiter(16)
 async def predict(
     model_id: uuid.UUID, body: PredictIn, session: SessionDep, client: ModelsWriter
 ) -> PredictOut:
-    def serving_version() -> tuple[uuid.UUID, uuid.UUID]:
-        version = service.serving_version(session, client=client, model_id=model_id)
-        session.commit()  # hold no connection while a worker predicts
-        return version.model_id, version.id
-
-    model_key, version_key = await anyio.to_thread.run_sync(serving_version)
+    model_key, version_key = await anyio.to_thread.run_sync(
+        functools.partial(_serving, session, client=client, model_id=model_id, text=False)
+    )
     result = await anyio.to_thread.run_sync(
         functools.partial(
             predict_remotely, model_id=model_key, version_id=version_key, features=body.features
@@ -192,13 +200,9 @@ async def generate(
     model_id: uuid.UUID, body: GenerateIn, session: SessionDep, client: ModelsWriter
 ) -> GenerateOut:
     """A `causal_lm` model's greedy completions of the prompts, from its active version."""
-
-    def serving_version() -> tuple[uuid.UUID, uuid.UUID]:
-        version = service.serving_version(session, client=client, model_id=model_id, text=True)
-        session.commit()  # hold no connection while a worker generates
-        return version.model_id, version.id
-
-    model_key, version_key = await anyio.to_thread.run_sync(serving_version)
+    model_key, version_key = await anyio.to_thread.run_sync(
+        functools.partial(_serving, session, client=client, model_id=model_id, text=True)
+    )
     result = await anyio.to_thread.run_sync(
         functools.partial(
             generate_remotely,

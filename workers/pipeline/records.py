@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from app.core.db import one_of
@@ -49,14 +50,9 @@ def load_records(
     )
     if only_ids is not None:
         query = query.where(one_of(session, TrainingRecord.id, [int(i) for i in only_ids]))
-    if of_requests is None:
-        query = query.where(
-            TrainingRecord.erasure_request_id.is_(None), not_suppressed(dataset_id=dataset_id)
-        )
-    else:
-        query = query.where(TrainingRecord.erasure_request_id.in_(list(of_requests)))
-    if max_record_id is not None:
-        query = query.where(TrainingRecord.id <= max_record_id)
+    query = trainable(
+        query, dataset_id=dataset_id, of_requests=of_requests, max_record_id=max_record_id
+    )
     result = session.execute(
         query.order_by(TrainingRecord.id).execution_options(yield_per=_FETCH_ROWS)
     )
@@ -81,6 +77,29 @@ def load_records(
         labels=_joined(labels, np.int64),
         subject_ids=_joined(subjects, np.int64),
     )
+
+
+SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
+
+
+def trainable(
+    query: SelectT,
+    *,
+    dataset_id: uuid.UUID,
+    of_requests: Sequence[uuid.UUID] | None,
+    max_record_id: int | None,
+) -> SelectT:
+    """Without `of_requests`: the records no erasure request has claimed and whose person is not
+    suppressed; with it, only the records those requests claimed. Up to `max_record_id`."""
+    if of_requests is None:
+        query = query.where(
+            TrainingRecord.erasure_request_id.is_(None), not_suppressed(dataset_id=dataset_id)
+        )
+    else:
+        query = query.where(TrainingRecord.erasure_request_id.in_(list(of_requests)))
+    if max_record_id is not None:
+        query = query.where(TrainingRecord.id <= max_record_id)
+    return query
 
 
 def _joined(parts: list[np.ndarray], dtype: type[np.generic]) -> np.ndarray:

@@ -13,7 +13,7 @@ import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from app.core.config import get_settings
-from app.registry.base_models import add_base_model, read_base_directory
+from app.registry.base_models import add_base_model, file_sha256, read_base_directory
 from app.registry.models import PretrainedBase
 from app.registry.schemas import BaseModelOut
 from workers.engine.device import pick_device
@@ -44,7 +44,7 @@ def _local_copy(*, base_model_id: uuid.UUID, files: dict[str, dict[str, str]]) -
     store = artifact_store()
     for name, entry in files.items():
         target = directory / name
-        if target.is_file() and _sha256(target) == entry["sha256"]:
+        if target.is_file() and file_sha256(target) == entry["sha256"]:
             continue
         data = store.get(key=entry["key"])
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
@@ -53,14 +53,6 @@ def _local_copy(*, base_model_id: uuid.UUID, files: dict[str, dict[str, str]]) -
         partial.write_bytes(data)
         partial.replace(target)
     return directory
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=2)

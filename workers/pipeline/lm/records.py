@@ -9,10 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.lineage.models import TrainingRecord
-from app.lineage.suppressed import not_suppressed
 from workers.engine.lm.adapter_sisa import TextRecord
 from workers.engine.lm.corpus import TextExample
-from workers.pipeline.records import subject_number
+from workers.pipeline.records import subject_number, trainable
 
 
 def load_text_records(
@@ -32,14 +31,9 @@ def load_text_records(
         TrainingRecord.prompt,
         TrainingRecord.completion,
     ).where(TrainingRecord.dataset_id == dataset_id, TrainingRecord.split == split)
-    if of_requests is None:
-        query = query.where(
-            TrainingRecord.erasure_request_id.is_(None), not_suppressed(dataset_id=dataset_id)
-        )
-    else:
-        query = query.where(TrainingRecord.erasure_request_id.in_(list(of_requests)))
-    if max_record_id is not None:
-        query = query.where(TrainingRecord.id <= max_record_id)
+    query = trainable(
+        query, dataset_id=dataset_id, of_requests=of_requests, max_record_id=max_record_id
+    )
     return [
         TextRecord(
             record_id=int(row.id),
