@@ -35,23 +35,36 @@ def ml_headers(make_key, database):
     return {"Authorization": f"Bearer {key}"}
 
 
-def _jobs(api, headers, request: dict, kind: str) -> list[dict]:
-    listed = api.get(f"/v1/jobs?model_id={request['model_id']}", headers=headers).json()["items"]
-    return [j for j in listed if j["kind"] == kind]
-
-
-def test_mitigation_then_the_exact_retrain(api, ml_headers, session, celery_worker):
+def test_mitigation_exact_retrain_approximate_close_and_fallback(
+    api, ml_headers, session, celery_worker
+):
+    """Three approximate models on one dataset, two requests: `mitigates` (finalize exact) is
+    mitigated, then retrained once the second request fills the batch; `closes` (finalize
+    approximate) passes its check and closes as approximate; `falls_back` fails it and
+    retrains."""
     from app.core.config import get_settings
 
     dataset_id, prefix, _ = text_dataset(api, ml_headers)
-    model_id = create_lm_model(
+    mitigates = create_lm_model(
         api, ml_headers, dataset_id, strategy="approximate", approximate_policy=LENIENT
     )
-    train(api, ml_headers, model_id)
+    closes, falls_back = (
+        create_lm_model(
+            api,
+            ml_headers,
+            dataset_id,
+            strategy="approximate",
+            finalize="approximate",
+            approximate_policy=policy,
+        )
+        for policy in (LENIENT, STRICT)
+    )
+    for model_id in (mitigates, closes, falls_back):
+        train(api, ml_headers, model_id)
     first = erase_person(api, ml_headers, prefix, 0)
     mitigated = wait_request(api, ml_headers, first, statuses=("mitigated", "completed"))
     assert mitigated["status"] == "mitigated", mitigated["status_reason"]
-    approximate = active_version(api, ml_headers, session, model_id)
+    approximate = active_version(api, ml_headers, session, mitigates)
     assert approximate.method == "approximate:npo" and approximate.exact is False
     verification = approximate.metrics["verification"]
     assert verification["kind"] == "text_check" and verification["passed"] is True
@@ -64,47 +77,15 @@ def test_mitigation_then_the_exact_retrain(api, ml_headers, session, celery_work
     second = erase_person(api, ml_headers, prefix, 1)
     finals = [wait_request(api, ml_headers, r) for r in (first, second)]
     assert [f["status"] for f in finals] == ["completed", "completed"]
-    exact = active_version(api, ml_headers, session, model_id)
+    exact = active_version(api, ml_headers, session, mitigates)
     assert exact.method == "retrain" and exact.exact is True
     assert exact.manifest["kind"] == "adapter_sisa"
+
     claims = certificate_claims(api, ml_headers, first)
-    assert claims["guarantee"] == "exact"
-    [model_claims] = claims["models"]
-    assert model_claims["mitigation"]["version_id"] == str(approximate.id)
-    # The mitigated adapter still carried the people: purged with the exact retrain.
-    session.expire_all()
-    purged = session.get(ModelVersion, approximate.id)
-    assert purged is not None and purged.status == VersionStatus.PURGED
-    assert not store.exists(key=weights)
-
-
-def test_finalize_approximate_closes_or_falls_back(api, ml_headers, session, celery_worker):
-    dataset_id, prefix, _ = text_dataset(api, ml_headers)
-    closes = create_lm_model(
-        api,
-        ml_headers,
-        dataset_id,
-        strategy="approximate",
-        finalize="approximate",
-        approximate_policy=LENIENT,
-    )
-    falls_back = create_lm_model(
-        api,
-        ml_headers,
-        dataset_id,
-        strategy="approximate",
-        finalize="approximate",
-        approximate_policy=STRICT,
-    )
-    for model_id in (closes, falls_back):
-        train(api, ml_headers, model_id)
-    request_id = erase_person(api, ml_headers, prefix, 2)
-    final = wait_request(api, ml_headers, request_id)
-    assert final["status"] == "completed", final["status_reason"]
-
-    claims = certificate_claims(api, ml_headers, request_id)
-    assert claims["guarantee"] == "approximate"
+    assert claims["guarantee"] == "approximate"  # `closes` was only edited
     by_model = {m["model_id"]: m for m in claims["models"]}
+    assert by_model[mitigates]["exact"] is True
+    assert by_model[mitigates]["mitigation"]["version_id"] == str(approximate.id)
     assert by_model[closes]["exact"] is False and by_model[closes]["limitations"]
     assert by_model[closes]["method"] == "approximate:npo"
     assert by_model[closes]["verification"]["kind"] == "text_check"
@@ -114,3 +95,9 @@ def test_finalize_approximate_closes_or_falls_back(api, ml_headers, session, cel
     assert attempt["passed"] is False and attempt["reasons"]
     assert active_version(api, ml_headers, session, closes).exact is False
     assert active_version(api, ml_headers, session, falls_back).exact is True
+
+    # The mitigated adapter still carried the people: purged with the exact retrain.
+    session.expire_all()
+    purged = session.get(ModelVersion, approximate.id)
+    assert purged is not None and purged.status == VersionStatus.PURGED
+    assert not store.exists(key=weights)
