@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -89,41 +87,6 @@ def _planned_job(api, headers, request_id: str) -> str | None:
     if body["plan"] and body["plan"]["models_affected"]:
         return body["plan"]["models_affected"][0]["job_id"]
     return None
-
-
-def test_worker_killed_during_a_shard_retrain(api, ml_headers, celery_worker):
-    """SIGKILL mid-retrain: the lease expires, the reconciler re-runs the job on a new worker,
-    and it completes once, with exactly one new active version."""
-    reg = register_digits(api, ml_headers, limit=1000)
-    dataset_id, splits = reg.dataset_id, reg.splits
-    # One slice per shard: an erasure retrains a whole shard, several seconds of work to cut.
-    model = create_model(
-        api, ml_headers, dataset_id, strategy="sisa", shards=2, slices=1, epochs=400
-    )
-    train(api, ml_headers, model["id"])
-    [person] = _people(splits, 1)
-    request_id = erase(api, ml_headers, reg, person)
-    job_id = wait_for(lambda: _planned_job(api, ml_headers, request_id), timeout=60)
-
-    def retraining() -> bool:
-        job = api.get(f"/v1/jobs/{job_id}", headers=ml_headers).json()
-        assert job["status"] in ("pending", "running"), f"the job ended before the kill: {job}"
-        return job["stage"] == "retraining"
-
-    wait_for(retraining, timeout=120, every=0.02)
-    time.sleep(0.5)  # well inside the shard retrain
-    celery_worker.kill()
-    celery_worker.start()
-
-    final = wait_request(api, ml_headers, request_id, timeout=240)
-    assert final["status"] == "completed", final
-    job = api.get(f"/v1/jobs/{job_id}", headers=ml_headers).json()
-    assert job["status"] == "succeeded"
-    assert job["attempts"] == 2
-    versions = api.get(f"/v1/models/{model['id']}/versions", headers=ml_headers).json()
-    assert [(v["number"], v["status"]) for v in versions] == [(2, "active"), (1, "purged")]
-    events = api.get(f"/v1/erasure-requests/{request_id}/events", headers=ml_headers).json()
-    assert [e["action"] for e in events].count("erasure_request.completed") == 1
 
 
 def test_a_failed_job_leaves_the_previous_version_active(
