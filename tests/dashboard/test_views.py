@@ -282,6 +282,7 @@ def test_the_evidence_page_shows_a_language_model_s_text_checks():
         "erased_mean_token_logprob": -0.812,
         "holdout_mean_token_logprob": -4.3,
         "membership_auc": 0.93,
+        "membership_auc_min_k": 0.88,
     }
     refused = {
         "kind": "text_check",
@@ -295,7 +296,7 @@ def test_the_evidence_page_shows_a_language_model_s_text_checks():
         "erased_records": 9,
         "erased_records_in_new_version": 0,
         "checkpoints_checked": 4,
-        "text": {k: v for k, v in after.items() if k != "membership_auc"},
+        "text": {k: v for k, v in after.items() if not k.startswith("membership_auc")},
         "approximate_attempt": refused,
     }
     checks = text_checks(verification)
@@ -322,7 +323,7 @@ def test_the_evidence_page_shows_a_language_model_s_text_checks():
     assert "Test accuracy" not in html
     assert "Text check of the approximate attempt, refused" in html
     assert "Refused: erased answers reproduced 0.44 more often" in html
-    assert "44.4 %" in html and "-0.81" in html and "0.930" in html
+    assert "44.4 %" in html and "-0.81" in html and "0.930" in html and "0.880" in html
     assert "Text check of what the retrained version says" in html
     assert "Figures, not the proof" in html
     assert html.count("Membership AUC") == 1

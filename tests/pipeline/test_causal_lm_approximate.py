@@ -68,7 +68,12 @@ def test_mitigation_exact_retrain_approximate_close_and_fallback(
     assert approximate.method == "approximate:npo" and approximate.exact is False
     verification = approximate.metrics["verification"]
     assert verification["kind"] == "text_check" and verification["passed"] is True
-    assert {"erased_exact_match", "holdout_exact_match", "membership_auc"} <= set(verification)
+    assert {
+        "erased_exact_match",
+        "holdout_exact_match",
+        "membership_auc",
+        "membership_auc_min_k",
+    } <= set(verification)
     weights = approximate.manifest["weights_key"]
     store = LocalArtifactStore(root=get_settings().resolved_artifact_dir)
     assert store.exists(key=weights)

@@ -136,6 +136,11 @@ def min_k_percent_score(
     values = completion_token_logprobs(
         model=model, tokenizer=tokenizer, examples=[TextExample(prompt="", completion=text)]
     )[0]
+    return min_k_percent(values, k=k)
+
+
+def min_k_percent(values: np.ndarray, *, k: float = 0.2) -> float:
+    """The mean of the lowest `k` fraction of per-token log probabilities (at least one)."""
     lowest = np.sort(values)[: max(1, math.ceil(k * len(values)))]
     return float(lowest.mean())
 
