@@ -32,6 +32,7 @@ from app.core.db import utcnow
 from app.erasure.planning import left_unplanned
 from app.jobs import service as jobs
 from app.jobs.enums import JobKind, JobStage, JobStatus
+from app.jobs.models import Job
 from app.registry.base_models import CAUSAL_LM
 from app.registry.enums import Strategy
 from app.registry.models import MlModel, ModelVersion
@@ -126,17 +127,12 @@ def run_job(job_id: str) -> str:
 
             if kind == JobKind.MITIGATE:
                 lm_unlearning.run_lm_mitigation(job_id=jid)
-            else:
-                lm_unlearning.run_lm_unlearning(job_id=jid)
+            elif (planned := lm_unlearning.run_lm_unlearning(job_id=jid)) is not None:
+                return _fan_out(job_id, shards=planned)
         elif kind == JobKind.MITIGATE:
             monolithic_unlearning.mitigate(job_id=jid)
         elif strategy == Strategy.SISA:
-            shards = sisa_unlearning.plan_shards(job_id=jid)
-            for shard in shards:
-                enqueue(RUN_SHARD, args=[job_id, shard], queue=TRAINING_QUEUE)
-            if not shards:
-                enqueue(FINISH_JOB, args=[job_id], queue=TRAINING_QUEUE)
-            return "fanned out"
+            return _fan_out(job_id, shards=sisa_unlearning.plan_shards(job_id=jid))
         else:
             monolithic_unlearning.run(job_id=jid)
     except Exception as exc:
@@ -144,6 +140,22 @@ def run_job(job_id: str) -> str:
         return "failed"
     _start_next(model_id)
     return "done"
+
+
+def _fan_out(job_id: str, *, shards: list[int]) -> str:
+    """One task per shard still to retrain; with none left, the job's last step at once."""
+    for shard in shards:
+        enqueue(RUN_SHARD, args=[job_id, shard], queue=TRAINING_QUEUE)
+    if not shards:
+        enqueue(FINISH_JOB, args=[job_id], queue=TRAINING_QUEUE)
+    return "fanned out"
+
+
+def _language_model(job_id: uuid.UUID) -> bool:
+    with db_session() as session:
+        job = session.get(Job, job_id)
+        model = session.get(MlModel, job.model_id) if job is not None else None
+        return model is not None and model.architecture == CAUSAL_LM
 
 
 def _nothing_to_unlearn(job_id: uuid.UUID, *, kind: JobKind) -> None:
@@ -161,11 +173,13 @@ def _nothing_to_unlearn(job_id: uuid.UUID, *, kind: JobKind) -> None:
 
 @celery_app.task(name=RUN_SHARD)
 def run_shard(job_id: str, shard: int) -> str:
+    from workers.pipeline.lm.shard_tasks import retrain_lm_shard
     from workers.pipeline.sisa_unlearning import retrain_shard
 
     jid = uuid.UUID(job_id)
     try:
-        all_done = retrain_shard(job_id=jid, shard=shard)
+        retrain = retrain_lm_shard if _language_model(jid) else retrain_shard
+        all_done = retrain(job_id=jid, shard=shard)
     except Exception as exc:
         _fail(jid, exc)
         return "failed"
@@ -176,11 +190,13 @@ def run_shard(job_id: str, shard: int) -> str:
 
 @celery_app.task(name=FINISH_JOB)
 def finish_job(job_id: str) -> str:
+    from workers.pipeline.lm.shard_tasks import finish_lm
     from workers.pipeline.sisa_unlearning import finish
 
     jid = uuid.UUID(job_id)
     try:
-        finish(job_id=jid)
+        language_model = _language_model(jid)
+        (finish_lm if language_model else finish)(job_id=jid)
     except Exception as exc:
         _fail(jid, exc)
         return "failed"
@@ -190,7 +206,7 @@ def finish_job(job_id: str) -> str:
         version_id = job.result_version_id if job else None
     if model_id is not None:
         _start_next(model_id)
-    if version_id is not None:
+    if version_id is not None and not language_model:  # a language model has no test accuracy
         enqueue(EVALUATE_VERSION, args=[str(version_id)], queue=TRAINING_QUEUE)
     return "done"
 

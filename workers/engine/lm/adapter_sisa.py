@@ -190,6 +190,23 @@ class AdapterSisa:
             self._train_shard(shard=shard, first_stage=0, stage_done=stages.done)
         return time.perf_counter() - started
 
+    def first_stages(self, *, erased_record_ids: Iterable[int]) -> dict[int, int]:
+        """Per shard whose checkpoints saw an erased record, the earliest stage that did."""
+        erased = set(erased_record_ids)
+        first: dict[int, int] = {}
+        for (shard, stage), checkpoint in sorted(self.checkpoints.items()):
+            if shard not in first and erased.intersection(checkpoint.record_ids):
+                first[shard] = stage
+        return first
+
+    def retrain_shard(
+        self, *, shard: int, first_stage: int, progress: Callable[[float], None] | None = None
+    ) -> None:
+        """Train `shard` again from the checkpoint before `first_stage` on its current records
+        (one shard of `unlearn`, for a caller that spreads shards over processes)."""
+        stages = _StageCounter(total=self.config.slices - first_stage, progress=progress)
+        self._train_shard(shard=shard, first_stage=first_stage, stage_done=stages.done)
+
     def unlearn(
         self,
         *,
@@ -201,12 +218,12 @@ class AdapterSisa:
         hears the fraction of the stages to train again done after each one."""
         started = time.perf_counter()
         erased = set(erased_record_ids) & set(self.records)
-        first_stages: dict[int, int] = {}
-        superseded: list[str] = []
-        for (shard, stage), checkpoint in sorted(self.checkpoints.items()):
-            if erased.intersection(checkpoint.record_ids):
-                first_stages.setdefault(shard, stage)
-                superseded.append(checkpoint.key)
+        first_stages = self.first_stages(erased_record_ids=erased)
+        superseded = [
+            checkpoint.key
+            for (shard, stage), checkpoint in sorted(self.checkpoints.items())
+            if shard in first_stages and stage >= first_stages[shard]
+        ]
         for record_id in erased:
             del self.records[record_id]
         to_train = sum(self.config.slices - stage for stage in first_stages.values())

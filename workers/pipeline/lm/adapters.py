@@ -113,15 +113,23 @@ def checkpoint_rows(manifest: dict[str, Any]) -> list[tuple[str, int, int]]:
     ]
 
 
-def restore(*, model: MlModel, manifest: dict[str, Any], records: list[TextRecord]) -> AdapterSisa:
+def restore(
+    *,
+    model: MlModel,
+    manifest: dict[str, Any],
+    records: list[TextRecord],
+    only_shards: set[int] | None = None,
+) -> AdapterSisa:
     """The version's adapters as they were trained, from the store, over `records` (the ones
-    still to keep and the ones to erase)."""
+    still to keep and the ones to erase); with `only_shards`, those shards' checkpoints only."""
     sisa = new_adapter_sisa(model)
     if manifest["training"] != training_of(sisa.config):
         raise ValueError("the version was trained with other settings than the model's")
     checkpoints: CheckpointStore = checkpoint_store(model_id=model.id)
     sisa.records = {record.record_id: record for record in records}
     for shard in manifest["shards"]:
+        if only_shards is not None and shard["shard"] not in only_shards:
+            continue
         for stage, key in enumerate(shard["slice_keys"]):
             stored = checkpoints.get_manifest(key=key)
             sisa.checkpoints[(shard["shard"], stage)] = AdapterCheckpoint(
@@ -132,6 +140,19 @@ def restore(*, model: MlModel, manifest: dict[str, Any], records: list[TextRecor
                 state=checkpoints.get_state(key=key),
             )
     return sisa
+
+
+def first_stages(*, model: MlModel, manifest: dict[str, Any], erased: np.ndarray) -> dict[int, int]:
+    """Per shard whose checkpoints saw an erased record, the earliest stage that did: from the
+    stored manifests alone, no weights read."""
+    checkpoints = checkpoint_store(model_id=model.id)
+    first: dict[int, int] = {}
+    for shard in manifest["shards"]:
+        for stage, key in enumerate(shard["slice_keys"]):
+            if checkpoints.get_manifest(key=key).contains_any(erased):
+                first[shard["shard"]] = stage
+                break
+    return first
 
 
 def adapter_from_weights(

@@ -1,16 +1,13 @@
 """Erasure jobs of a `causal_lm` model.
 
-- `run_lm_unlearning` (an `unlearn` job) is exact: the version's adapters restored from the
-  store, the shards whose checkpoints saw an erased record trained again from the last clean
-  checkpoint (every shard's adapter from the base for `retrain`; from scratch too when the base
-  version is an approximate one), the new checkpoints checked to hold none of the records, and
-  the result activated. Only for `strategy: approximate` with `finalize: approximate` does it try
-  the approximate method first, retraining when the text check fails.
+- `run_lm_unlearning` (an `unlearn` job) is exact. When the base version's adapters are
+  checkpointed it plans the shards whose checkpoints saw an erased record, and each is retrained
+  from its last clean checkpoint in a task of its own (`shard_tasks`); when the base version is
+  an approximate one, the adapter is trained again from the base here. Only for
+  `strategy: approximate` with `finalize: approximate` does it try the approximate method
+  first, retraining when the text check fails.
 - `run_lm_mitigation` (a `mitigate` job) applies the approximate method at once; its result is
   activated only when the text check passes, and it closes no request.
-
-One task does every affected shard: an adapter's stage is small beside loading the base, which
-each shard task would repeat.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ from workers.pipeline.lm.adapters import (
     MANIFEST_KIND,
     checkpoint_rows,
     new_adapter_sisa,
-    restore,
     store_checkpoints,
     version_manifest,
 )
@@ -54,7 +50,7 @@ class JobRecords:
         return np.asarray(sorted(r.record_id for r in self.forget), dtype=np.int64)
 
 
-def _job_records(ctx: JobContext) -> JobRecords:
+def job_records(ctx: JobContext) -> JobRecords:
     dataset_id, newest = ctx.model.dataset_id, ctx.max_record_id
     with db_session() as session:
         return JobRecords(
@@ -74,7 +70,7 @@ def _job_records(ctx: JobContext) -> JobRecords:
 
 def run_lm_mitigation(*, job_id: uuid.UUID) -> None:
     ctx = load_context(job_id=job_id)
-    records = _job_records(ctx)
+    records = job_records(ctx)
     adapter = approximate.active_adapter(ctx)
     if not records.forget or not adapter.saw_any(records.forget_ids):
         finish_without_version(
@@ -100,9 +96,13 @@ def run_lm_mitigation(*, job_id: uuid.UUID) -> None:
     approximate.activate_attempt(ctx, result=result, forget_ids=records.forget_ids, mitigation=True)
 
 
-def run_lm_unlearning(*, job_id: uuid.UUID) -> None:
+def run_lm_unlearning(*, job_id: uuid.UUID) -> list[int] | None:
+    """Carry out the job, or plan it: the shards to retrain, one task each (then `finish_lm`),
+    when the base version's adapters are checkpointed; None when it is done."""
+    from workers.pipeline.lm.shard_tasks import plan_lm_shards
+
     ctx = load_context(job_id=job_id)
-    records = _job_records(ctx)
+    records = job_records(ctx)
     attempt_figures: dict[str, Any] | None = None
     approximate_closes = (
         ctx.model.strategy == Strategy.APPROXIMATE and ctx.model.finalize == Finalize.APPROXIMATE
@@ -119,45 +119,39 @@ def run_lm_unlearning(*, job_id: uuid.UUID) -> None:
             approximate.activate_attempt(
                 ctx, result=result, forget_ids=records.forget_ids, mitigation=False
             )
-            return
+            return None
         attempt_figures = result.verification()
         fall_back(job_id, reason="; ".join(result.check.reasons), figures=attempt_figures)
-    _retrain_exactly(ctx, records=records, attempt_figures=attempt_figures)
+    if ctx.base.manifest.get("kind") == MANIFEST_KIND:
+        return plan_lm_shards(ctx, records=records)
+    _retrain_from_base(ctx, records=records, attempt_figures=attempt_figures)
+    return None
 
 
-def _retrain_exactly(
+def _retrain_from_base(
     ctx: JobContext, *, records: JobRecords, attempt_figures: dict[str, Any] | None
 ) -> None:
+    """The base version is an approximate one (its adapter is only weights): train the adapter
+    again from the base on the remaining records."""
     enter_stage(ctx.job_id, stage=JobStage.RETRAINING)
     heart = Heartbeat(job_id=ctx.job_id)
     forget_ids = records.forget_ids
-    if ctx.base.manifest.get("kind") == MANIFEST_KIND:
-        sisa = restore(
-            model=ctx.model, manifest=ctx.base.manifest, records=records.remaining + records.forget
-        )
-        report = sisa.unlearn(
-            erased_record_ids=forget_ids.tolist(),
-            progress=lambda done: heart.beat(fraction=0.85 * done),
-        )
-        retrained, seconds = list(report.shards), report.seconds
-    else:  # an approximate version: its adapter is trained again from the base
-        sisa = new_adapter_sisa(ctx.model)
-        seconds = sisa.train(
-            records=records.remaining, progress=lambda done: heart.beat(fraction=0.85 * done)
-        )
-        retrained = list(range(sisa.config.shards))
+    sisa = new_adapter_sisa(ctx.model)
+    seconds = sisa.train(
+        records=records.remaining, progress=lambda done: heart.beat(fraction=0.85 * done)
+    )
     store_checkpoints(model=ctx.model, sisa=sisa)
     enter_stage(ctx.job_id, stage=JobStage.VERIFYING)
     manifest = version_manifest(model=ctx.model, sisa=sisa, max_record_id=ctx.max_record_id or 0)
     rows = checkpoint_rows(manifest)
-    _check_clean(ctx, rows=rows, forget_ids=forget_ids)
+    check_clean(ctx, rows=rows, forget_ids=forget_ids)
     verification: dict[str, Any] = {
         "kind": "exact",
         "checkpoints_checked": len(rows),
         "erased_records": int(forget_ids.size),
         "erased_records_in_new_version": 0,
         # What the new version still says about the records: figures, not the proof.
-        "text": _figures(sisa, records),
+        "text": text_of(sisa, records),
     }
     if attempt_figures is not None:
         verification["approximate_attempt"] = attempt_figures
@@ -165,12 +159,12 @@ def _retrain_exactly(
         ctx=ctx,
         forget_ids=forget_ids,
         new=NewVersion(
-            method="adapter_sisa_unlearn" if ctx.model.strategy == Strategy.SISA else "retrain",
+            method="retrain",
             exact=True,
             manifest=manifest,
             trained_records=int(manifest["record_count"]),
             metrics={
-                "retrained_shards": retrained,
+                "retrained_shards": list(range(sisa.config.shards)),
                 "retrain_seconds": round(seconds, 3),
                 "verification": verification,
             },
@@ -179,7 +173,7 @@ def _retrain_exactly(
     )
 
 
-def _check_clean(
+def check_clean(
     ctx: JobContext, *, rows: list[tuple[str, int, int]], forget_ids: np.ndarray
 ) -> None:
     checkpoints = checkpoint_store(model_id=ctx.model.id)
@@ -192,7 +186,7 @@ def _check_clean(
         )
 
 
-def _figures(sisa: AdapterSisa, records: JobRecords) -> dict[str, Any]:
+def text_of(sisa: AdapterSisa, records: JobRecords) -> dict[str, Any]:
     return text_figures(
         model=sisa.ensemble(),
         tokenizer=sisa.tokenizer,
