@@ -6,13 +6,15 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import psycopg
 import psycopg.errors
 from psycopg import Copy
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from app.core.db import one_of, utcnow
+from app.core.db import Base, one_of, utcnow
 from app.lineage.models import DataSubject, SubjectIdentity, TrainingRecord
 from app.suppression.service import BasisClaim
 
@@ -45,23 +47,53 @@ class DuplicateKeys(ValueError):
         self.positions = positions
 
 
+def rows_by_hash(
+    session: Session, model: type[Base], columns: Sequence[str], hashes: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """`columns` of `model`'s rows whose `hash` is one of `hashes`.
+
+    On Postgres the hashes travel as one comma-separated text value that the server splits (the
+    driver would convert a list element by element), and each is looked up through the hash
+    index, in order: for `hash = ANY(...)` of 20,000 hashes the planner scans the whole table,
+    which grows with every chunk imported. Hashes that hold a comma (never a keyed hash) go as
+    a list."""
+    unique = sorted(set(hashes))
+    joined = ",".join(unique)
+    if session.get_bind().dialect.name == "postgresql" and joined.count(",") == len(unique) - 1:
+        listed = ", ".join(f"t.{c}" for c in columns)
+        # OFFSET 0 keeps the lateral subquery a lookup per hash (not a join to plan).
+        statement = (
+            "SELECT found.* FROM unnest(string_to_array(%s, ',')) AS wanted(hash)"
+            f" CROSS JOIN LATERAL (SELECT {listed} FROM {model.__tablename__} AS t"
+            " WHERE t.hash = wanted.hash OFFSET 0) AS found"
+        )
+        with _driver_connection(session).cursor() as cursor:
+            return cursor.execute(statement, (joined,)).fetchall()
+    found: list[tuple[Any, ...]] = []
+    hash_column, *selected = (getattr(model, c) for c in ("hash", *columns))
+    for start in range(0, len(unique), _LOOKUP_CHUNK):
+        chunk = unique[start : start + _LOOKUP_CHUNK]
+        rows = session.execute(select(*selected).where(one_of(session, hash_column, chunk)))
+        found += (tuple(row) for row in rows)
+    return found
+
+
+def _driver_connection(session: Session) -> psycopg.Connection[Any]:
+    """The psycopg connection under the session's, in its transaction."""
+    raw = session.connection().connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise RuntimeError("the session's database connection is closed or not psycopg's")
+    return raw
+
+
 def existing_subjects(
     session: Session, pairs: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], uuid.UUID]:
     """Map (type, hash) pairs to the subjects that already own them."""
-    found: dict[tuple[str, str], uuid.UUID] = {}
-    unique = list(dict.fromkeys(pairs))
-    for start in range(0, len(unique), _LOOKUP_CHUNK):
-        chunk = unique[start : start + _LOOKUP_CHUNK]
-        hashes = [h for _, h in chunk]
-        rows = session.execute(
-            select(SubjectIdentity.type, SubjectIdentity.hash, SubjectIdentity.subject_id).where(
-                one_of(session, SubjectIdentity.hash, hashes)
-            )
-        )
-        for type_, hash_, subject_id in rows:
-            found[(type_, hash_)] = subject_id
-    return found
+    rows = rows_by_hash(
+        session, SubjectIdentity, ("type", "hash", "subject_id"), [h for _, h in pairs]
+    )
+    return {(type_, hash_): subject_id for type_, hash_, subject_id in rows}
 
 
 def _existing_keys(session: Session, dataset_id: uuid.UUID, keys: list[str]) -> set[str]:
@@ -98,19 +130,7 @@ def insert_records(
         raise DuplicateKeys(sorted(set(dup_positions)))
 
     owner = existing_subjects(session, [p for r in rows for p in r.identities])
-    new_subjects: list[uuid.UUID] = []
-    new_identities: list[tuple[uuid.UUID, str, str]] = []
-    record_subjects: list[uuid.UUID] = []
-    for row in rows:
-        subject = next((owner[p] for p in row.identities if p in owner), None)
-        if subject is None:
-            subject = uuid.uuid4()
-            new_subjects.append(subject)
-        for pair in row.identities:
-            if pair not in owner:
-                owner[pair] = subject
-                new_identities.append((subject, pair[0], pair[1]))
-        record_subjects.append(subject)
+    record_subjects, new_subjects, new_identities = _assign_subjects(rows, owner)
 
     now = utcnow()
     if postgres:
@@ -150,6 +170,31 @@ def insert_records(
             ],
         )
     return InsertResult(added=len(rows), new_subjects=len(new_subjects))
+
+
+def _assign_subjects(
+    rows: Sequence[RecordRow], owner: dict[tuple[str, str], uuid.UUID]
+) -> tuple[list[uuid.UUID], list[uuid.UUID], list[tuple[uuid.UUID, str, str]]]:
+    """Each row's subject: the owner of its first known identity, else a new subject; `owner`
+    learns every new identity. Returns (record subjects, new subjects, new identities)."""
+    new_subjects: list[uuid.UUID] = []
+    new_identities: list[tuple[uuid.UUID, str, str]] = []
+    record_subjects: list[uuid.UUID] = []
+    for row in rows:
+        subject = None
+        for pair in row.identities:
+            subject = owner.get(pair)
+            if subject is not None:
+                break
+        if subject is None:
+            subject = uuid.uuid4()
+            new_subjects.append(subject)
+        for pair in row.identities:
+            if pair not in owner:
+                owner[pair] = subject
+                new_identities.append((subject, pair[0], pair[1]))
+        record_subjects.append(subject)
+    return record_subjects, new_subjects, new_identities
 
 
 def _copy_text(value: str | None) -> str:
@@ -203,11 +248,8 @@ def _copy_rows(
 ) -> None:
     """COPY in text format, written in blocks: formatting the lines here is several times
     faster than handing psycopg one row at a time."""
-    raw = session.connection().connection.driver_connection
-    if raw is None:
-        raise RuntimeError("the session's database connection is closed")
     created_at = now.isoformat()
-    with raw.cursor() as cursor:
+    with _driver_connection(session).cursor() as cursor:
         if new_subjects:
             with cursor.copy("COPY data_subjects (id, created_at) FROM STDIN") as copy:
                 _write_blocks(copy, (f"{s}\t{created_at}\n" for s in new_subjects))

@@ -13,9 +13,12 @@ API's `lawful_basis` of a record.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import math
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -27,7 +30,7 @@ from app.lineage.identity import (
     IdentityFormat,
     IdentityType,
     identity_hash,
-    identity_hashes,
+    identity_hashes_of,
 )
 from app.lineage.models import SPLITS
 from app.suppression.enums import LawfulBasis
@@ -37,9 +40,6 @@ REQUIRED_COLUMNS = ("key", "identity_type", "identity_value", "label", "split")
 OPTIONAL_COLUMNS = ("identity_format", "lawful_basis", "lawful_basis_note")
 NOTE_MAX = 2000
 
-
-_IDENTITY_TYPES = {t.value: t for t in IdentityType}
-_IDENTITY_FORMATS = {f.value: f for f in IdentityFormat}
 
 LABEL_RULE = f"label must be an integer from 0 to {INT32_MAX}"
 
@@ -218,32 +218,127 @@ def _csv_chunk(
     return Chunk(rows=rows, feature_count=len(feature_cols), first_row=first)
 
 
-def read_npz(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
-    with np.load(path, allow_pickle=False) as data:
-        needed = ("keys", "identity_types", "identity_values", "labels", "splits", "features")
-        missing = [n for n in needed if n not in data.files]
-        if missing:
-            raise ImportFileError(f"missing array(s): {', '.join(missing)}")
-        arrays = {n: data[n] for n in data.files}
+_NPZ_NEEDED = ("keys", "identity_types", "identity_values", "labels", "splits", "features")
+_NPZ_OPTIONAL = ("identity_formats", "lawful_bases", "lawful_basis_notes")
+_SHAPES = "arrays must all have the same length and features must be n x d"
+
+
+class _NpzArray:
+    """One array of an NPZ file, read a block of rows at a time: loading every array at once
+    takes gigabytes at ten million records, and a compressed member cannot be memory-mapped.
+    An array stored in Fortran order or in a newer format version is read whole."""
+
+    def __init__(self, archive: zipfile.ZipFile, name: str) -> None:
+        self.name = name
+        self._stream = archive.open(f"{name}.npy")
+        header = _header(self._stream)
+        self._whole: np.ndarray | None = None
+        if header is None:
+            self._whole = _load_member(archive, name)
+            header = (self._whole.shape, self._whole.dtype)
+        shape, dtype = header
+        if dtype.hasobject:
+            raise ImportFileError(f"array {name} holds Python objects, which are not read")
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.dtype: np.dtype = dtype
+        self._row_items = math.prod(self.shape[1:])
+        self._next = 0
+
+    def rows(self, count: int) -> np.ndarray:
+        """The next `count` rows."""
+        start, self._next = self._next, self._next + count
+        if self._whole is not None:
+            return self._whole[start : self._next]
+        size = count * self._row_items * self.dtype.itemsize
+        data = self._stream.read(size)
+        if len(data) != size:
+            raise ImportFileError(f"array {self.name} is shorter than its header says")
+        return np.frombuffer(data, dtype=self.dtype).reshape((count, *self.shape[1:]))
+
+    def rest(self) -> np.ndarray:
+        """Every row not read yet."""
+        return self.rows(self.shape[0] - self._next)
+
+
+_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _header(stream: IO[bytes]) -> tuple[tuple[int, ...], np.dtype] | None:
+    """(shape, dtype) of a .npy stream whose rows can be read in order, positioned at its data;
+    None for another format version or a Fortran-ordered table."""
+    read = _HEADERS.get(np.lib.format.read_magic(stream))
+    if read is None:
+        return None
+    shape, fortran, dtype = read(stream)
+    return None if fortran and len(shape) > 1 else (shape, dtype)
+
+
+def _load_member(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+    with archive.open(f"{name}.npy") as member:
+        return np.asarray(np.lib.format.read_array(member, allow_pickle=False))
+
+
+def _npz_arrays(archive: zipfile.ZipFile) -> dict[str, _NpzArray]:
+    """The file's arrays, opened; checked for presence and shapes (nothing read yet)."""
+    present = {n.removesuffix(".npy") for n in archive.namelist() if n.endswith(".npy")}
+    missing = [n for n in _NPZ_NEEDED if n not in present]
+    if missing:
+        raise ImportFileError(f"missing array(s): {', '.join(missing)}")
+    arrays = {n: _NpzArray(archive, n) for n in (*_NPZ_NEEDED, *_NPZ_OPTIONAL) if n in present}
+    if any(not a.shape for a in arrays.values()):
+        raise ImportFileError(_SHAPES)
+    n = arrays["keys"].shape[0]
+    if len(arrays["features"].shape) != 2 or any(a.shape[0] != n for a in arrays.values()):
+        raise ImportFileError(_SHAPES)
+    return arrays
+
+
+def _float_features(arrays: dict[str, _NpzArray]) -> Callable[[int], np.ndarray]:
+    """A reader of the next rows of features as float32. Numbers are converted block by block;
+    any other dtype (text, which may parse as numbers) is converted whole first, so that a file
+    whose features do not convert is refused before anything is imported."""
+    features = arrays["features"]
+    if features.dtype.kind in "biuf":
+        return lambda count: _as_float32(features.rows(count))
+    converted = _as_float32(features.rest())
+    start = 0
+
+    def rows(count: int) -> np.ndarray:
+        nonlocal start
+        start += count
+        return converted[start - count : start]
+
+    return rows
+
+
+def _as_float32(values: np.ndarray) -> np.ndarray:
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            features = np.asarray(arrays["features"], dtype=np.float32)
+            return np.ascontiguousarray(values, dtype="<f4")
     except (TypeError, ValueError):
         raise ImportFileError("features must be a numeric n x d array") from None
-    n = len(arrays["keys"])
-    if features.ndim != 2 or any(len(arrays[k]) != n for k in needed):
-        raise ImportFileError("arrays must all have the same length and features must be n x d")
-    formats = arrays.get("identity_formats")
-    optional = ("identity_formats", "lawful_bases", "lawful_basis_notes")
-    if any(name in arrays and len(arrays[name]) != n for name in optional):
-        raise ImportFileError("arrays must all have the same length and features must be n x d")
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        yield Chunk(
-            rows=_npz_rows(arrays, formats, features, start, stop, pepper),
-            feature_count=features.shape[1],
-            first_row=start,
-        )
+
+
+def read_npz(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise ImportFileError("not an NPZ file (a zip archive of .npy arrays)") from None
+    with archive:
+        arrays = _npz_arrays(archive)
+        features = _float_features(arrays)
+        n, width = arrays["features"].shape
+        for start in range(0, n, chunk_size):
+            count = min(chunk_size, n - start)
+            columns = {name: a.rows(count) for name, a in arrays.items() if name != "features"}
+            yield Chunk(
+                rows=_npz_rows(columns, features(count), start, pepper),
+                feature_count=width,
+                first_row=start,
+            )
 
 
 def _first_bad(values: list[str], allowed: set[str]) -> int | None:
@@ -251,41 +346,26 @@ def _first_bad(values: list[str], allowed: set[str]) -> int | None:
     return next(i for i, v in enumerate(values) if v in bad) if bad else None
 
 
-def _optional_text(arrays: dict[str, np.ndarray], name: str, start: int, stop: int) -> list[str]:
-    """An optional array's cells as text; empty strings where the file has no such array."""
-    if name not in arrays:
-        return [""] * (stop - start)
-    return [str(v) for v in arrays[name][start:stop].tolist()]
+def _texts(cells: np.ndarray) -> list[str]:
+    """An array's cells as Python strings."""
+    values = cells.tolist()
+    return values if cells.dtype.kind == "U" else [str(v) for v in values]
 
 
-def _npz_rows(
-    arrays: dict[str, np.ndarray],
-    formats: np.ndarray | None,
-    features: np.ndarray,
-    start: int,
-    stop: int,
-    pepper: bytes,
-) -> list[RecordRow]:
-    """One chunk, validated column by column (the per-row work is the hashing alone)."""
-    keys = [str(k) for k in arrays["keys"][start:stop].tolist()]
-    types = [str(t) for t in arrays["identity_types"][start:stop].tolist()]
-    values = [str(v) for v in arrays["identity_values"][start:stop].tolist()]
-    splits = [str(v) for v in arrays["splits"][start:stop].tolist()]
-    fmts = (
-        ["raw"] * len(keys) if formats is None else [str(f) for f in formats[start:stop].tolist()]
-    )
-    checks = (
-        (types, {t.value for t in IdentityType}, "unknown identity_type"),
-        (fmts, {f.value for f in IdentityFormat}, "identity_format must be raw or sha256"),
-        (splits, set(SPLITS), f"split must be one of {', '.join(SPLITS)}"),
-    )
-    for column, allowed, message in checks:
-        bad = _first_bad(column, allowed)
-        if bad is not None:
-            raise ImportFileError(f"row {start + bad}: {message}")
-    labels = np.asarray(arrays["labels"][start:stop])
+def _claims(columns: dict[str, np.ndarray], start: int, count: int) -> list[BasisClaim | None]:
+    """Each row's lawful basis; none at all when the file has neither optional array."""
+    if "lawful_bases" not in columns and "lawful_basis_notes" not in columns:
+        return [None] * count
+    empty = [""] * count
+    bases = _texts(columns["lawful_bases"]) if "lawful_bases" in columns else empty
+    notes = _texts(columns["lawful_basis_notes"]) if "lawful_basis_notes" in columns else empty
+    return [_claim(start + i, b, n) for i, (b, n) in enumerate(zip(bases, notes, strict=True))]
+
+
+def _check_labels(labels: np.ndarray, start: int) -> list[int]:
+    """The labels as ints, each a whole number from 0 to INT32_MAX."""
     if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
-        raise ImportFileError(f"rows {start}-{stop - 1}: {LABEL_RULE}")
+        raise ImportFileError(f"rows {start}-{start + len(labels) - 1}: {LABEL_RULE}")
     with np.errstate(invalid="ignore"):
         bad_labels = (
             ~np.isfinite(labels) | (np.mod(labels, 1) != 0)
@@ -295,35 +375,52 @@ def _npz_rows(
         bad_labels |= (labels < 0) | (labels > INT32_MAX)
     if bad_labels.any():
         raise ImportFileError(f"row {start + int(np.argmax(bad_labels))}: {LABEL_RULE}")
+    return list(labels.astype(np.int64).tolist())
+
+
+def _npz_rows(
+    columns: dict[str, np.ndarray], block: np.ndarray, start: int, pepper: bytes
+) -> list[RecordRow]:
+    """One chunk, validated column by column (the per-row work is the hashing alone)."""
+    keys = _texts(columns["keys"])
+    types = _texts(columns["identity_types"])
+    values = _texts(columns["identity_values"])
+    splits = _texts(columns["splits"])
+    fmts = _texts(columns["identity_formats"]) if "identity_formats" in columns else None
+    checks = (
+        (types, {t.value for t in IdentityType}, "unknown identity_type"),
+        (fmts or [], {f.value for f in IdentityFormat}, "identity_format must be raw or sha256"),
+        (splits, set(SPLITS), f"split must be one of {', '.join(SPLITS)}"),
+    )
+    for column, allowed, message in checks:
+        bad = _first_bad(column, allowed)
+        if bad is not None:
+            raise ImportFileError(f"row {start + bad}: {message}")
+    labels = _check_labels(columns["labels"], start)
     _check_keys(keys, start)
-    block = np.ascontiguousarray(features[start:stop], dtype="<f4")
     _check_features(block, start)
-    bases = _optional_text(arrays, "lawful_bases", start, stop)
-    notes = _optional_text(arrays, "lawful_basis_notes", start, stop)
     try:
-        hashes = identity_hashes(
-            pepper=pepper,
-            identities=[
-                (_IDENTITY_TYPES[t], v, _IDENTITY_FORMATS[f])
-                for t, v, f in zip(types, values, fmts, strict=True)
-            ],
+        hashes = identity_hashes_of(
+            pepper=pepper, types=types, values=values, formats=fmts or ["raw"] * len(keys)
         )
     except IdentityErrorAt as exc:
         raise ImportFileError(f"row {start + exc.position}: {exc}") from None
-    label_ints = labels.astype(np.int64).tolist()
-    rows = []
-    for i, (type_, hashed) in enumerate(zip(types, hashes, strict=True)):
-        rows.append(
-            RecordRow(
-                key=keys[i],
-                identities=((type_, hashed),),
-                features=block[i].tobytes(),
-                label=label_ints[i],
-                split=splits[i],
-                lawful_basis=_claim(start + i, bases[i], notes[i]),
-            )
+    claims = _claims(columns, start, len(keys))
+    width = block.shape[1] * 4
+    raw = block.tobytes()
+    return [
+        RecordRow(
+            key=key,
+            identities=((type_, hashed),),
+            features=raw[at : at + width],
+            label=label,
+            split=split,
+            lawful_basis=claim,
         )
-    return rows
+        for key, type_, hashed, at, label, split, claim in zip(
+            keys, types, hashes, range(0, len(raw), width), labels, splits, claims, strict=True
+        )
+    ]
 
 
 def count_rows(path: Path) -> int:
@@ -331,7 +428,7 @@ def count_rows(path: Path) -> int:
         with path.open(encoding="utf-8") as handle:
             return sum(1 for line in handle if line.strip())
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return len(data["keys"])
+        with zipfile.ZipFile(path) as archive:
+            return _npz_arrays(archive)["keys"].shape[0]
     with path.open() as handle:
         return max(sum(1 for _ in handle) - 1, 0)

@@ -14,9 +14,10 @@ from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import ProblemError
-from app.lineage.bulk import RecordRow
+from app.lineage.bulk import RecordRow, rows_by_hash
 from app.lineage.models import Dataset, SubjectIdentity, TrainingRecord
 from app.suppression import service as suppression
+from app.suppression.models import Suppression
 from app.suppression.service import BasisClaim, Blocked, Identity
 
 REFUSED_DETAIL = "identity erased on request; send a lawful_basis with the record"
@@ -53,8 +54,9 @@ def admit(
     """Refuse the rows if one names a suppressed identity without a lawful basis; otherwise
     lift the suppressions that rows with a lawful basis name, for the dataset's client.
     Returns how many were lifted."""
+    identities = [p for r in rows for p in r.identities]
     found = suppression.blocked(
-        session, client_id=dataset.client_id, identities=[p for r in rows for p in r.identities]
+        session, client_id=dataset.client_id, identities=_suppressed(session, identities)
     )
     if not found:
         return 0
@@ -75,6 +77,14 @@ def admit(
     return suppression.lift(
         session, client_id=dataset.client_id, grants=grants, dataset_id=dataset.id, actor=actor
     )
+
+
+def _suppressed(session: Session, identities: list[Identity]) -> list[Identity]:
+    """Those of `identities` suppressed for anyone: usually none, and then `blocked` (which also
+    weighs each client's lawful bases) has nothing to look up."""
+    rows = rows_by_hash(session, Suppression, ("type", "hash"), [h for _, h in identities])
+    suppressed = {(type_, hash_) for type_, hash_ in rows}
+    return [pair for pair in identities if pair in suppressed] if suppressed else []
 
 
 def not_suppressed(*, dataset_id: uuid.UUID) -> ColumnElement[bool]:
