@@ -18,6 +18,7 @@ from app.keys_cli import keys_cli
 from app.registry.base_models_cli import base_models_cli
 
 if TYPE_CHECKING:
+    from app.lineage.importer import Chunk
     from app.lineage.suppressed import SuppressedIdentities
 
 cli = typer.Typer(help="Lethe: GDPR erasure for machine-learning models.", no_args_is_help=True)
@@ -198,9 +199,9 @@ def clients_revoke(
     typer.echo(f"client {client.id} ({client.name}) revoked at {revoked}")
 
 
-def _echo_suppressed_rows(exc: SuppressedIdentities, *, first_row: int, shown: int = 20) -> None:
+def _echo_suppressed_rows(exc: SuppressedIdentities, *, chunk: Chunk, shown: int = 20) -> None:
     """One line per refused row (a person erased on request), naming the row, never the value."""
-    rows = sorted({first_row + i for i, _ in exc.positions})
+    rows = sorted({chunk.row_number(i) for i, _ in exc.positions})
     for row in rows[:shown]:
         typer.echo(
             f"error: row {row}: identity erased on request; give the row a lawful_basis "
@@ -235,7 +236,8 @@ def records_import(
     readers = {".npz": read_npz, ".jsonl": read_jsonl}
     reader = readers.get(path.suffix.lower(), read_csv)
     total = count_rows(path)
-    imported, first_row, started = 0, 0, time.perf_counter()
+    imported, started = 0, time.perf_counter()
+    chunk: Chunk | None = None
     with get_sessionmaker()() as session:
         dataset = session.get(Dataset, dataset_id)
         if dataset is None:
@@ -245,7 +247,6 @@ def records_import(
             with typer.progressbar(length=total, label="importing", file=sys.stderr) as bar:
                 chunks = reader(path, pepper=settings.pepper_bytes(), chunk_size=chunk_size)
                 for chunk in prefetched(chunks):
-                    first_row = chunk.first_row
                     add_records(
                         session,
                         dataset=dataset,
@@ -258,8 +259,8 @@ def records_import(
                     bar.update(len(chunk.rows))
         except (ImportFileError, ProblemError) as exc:
             session.rollback()
-            if isinstance(exc, SuppressedIdentities):
-                _echo_suppressed_rows(exc, first_row=first_row)
+            if isinstance(exc, SuppressedIdentities) and chunk is not None:
+                _echo_suppressed_rows(exc, chunk=chunk)
             detail = exc.detail if isinstance(exc, ProblemError) else str(exc)
             typer.echo(f"error: {detail}; {imported} records were imported before it", err=True)
             raise typer.Exit(1) from None

@@ -100,6 +100,11 @@ class Chunk:
     rows: list[RecordRow]
     feature_count: int | None  # None for text records
     first_row: int
+    # The file row of each row where they are not consecutive (JSON lines skip blank lines).
+    row_numbers: list[int] | None = None
+
+    def row_number(self, index: int) -> int:
+        return self.row_numbers[index] if self.row_numbers else self.first_row + index
 
 
 def _row(

@@ -40,7 +40,7 @@ def _chunk(records: list[RecordIn], lines: list[int], pepper: bytes) -> Chunk:
         _, _, index, *field = pointer.split("/")
         where = f"{'/'.join(field)}: " if field else ""
         raise ImportFileError(f"row {lines[int(index)]}: {where}{exc.detail}") from None
-    return Chunk(rows=rows, feature_count=feature_count, first_row=lines[0])
+    return Chunk(rows=rows, feature_count=feature_count, first_row=lines[0], row_numbers=lines)
 
 
 def read_jsonl(path: Path, *, pepper: bytes, chunk_size: int) -> Iterator[Chunk]:

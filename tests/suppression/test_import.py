@@ -53,3 +53,26 @@ def test_import_refuses_an_erased_person_unless_the_row_has_a_lawful_basis(
     assert accepted.exit_code == 0, accepted.output
     shown = api.get(f"/v1/datasets/{dataset_id}", headers=portal_headers).json()
     assert shown["record_counts"] == {"train": 2} and shown["feature_count"] == 1
+
+
+def test_a_refused_json_lines_row_is_named_by_its_file_line(
+    api, portal_headers, tmp_path, enqueued
+):
+    import json
+
+    email = "jsonl-then-erased@example.com"
+    dataset_id = api.post("/v1/datasets", json={"name": "j"}, headers=portal_headers).json()["id"]
+    erase(api, portal_headers, email)
+    path = tmp_path / "records.jsonl"
+
+    def line(key: str, value: str) -> str:
+        return json.dumps(
+            {"key": key, "identities": [{"type": "email", "value": value}], "text": "a note"}
+        )
+
+    # Blank lines before the erased person's record: the error names line 5, not record 2.
+    path.write_text(line("j-1", "someone@example.com") + "\n\n\n\n" + line("j-2", email) + "\n")
+    refused = CliRunner().invoke(cli, ["records", "import", dataset_id, str(path)])
+    assert refused.exit_code == 1
+    assert "row 5: identity erased on request" in refused.output
+    assert "jsonl-then-erased" not in refused.output
