@@ -42,3 +42,26 @@ def test_unknown_mode_and_bad_shape_are_rejected() -> None:
         aggregate(probabilities=_probabilities(), mode="median")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         aggregate(probabilities=np.zeros((2, 3)), mode="mean")
+
+
+@pytest.mark.parametrize("mode", ["mean", "vote"])
+def test_streaming_the_shards_gives_what_aggregating_them_all_gives(mode) -> None:
+    import torch
+
+    from workers.engine.aggregation import ensemble_predict_proba
+    from workers.engine.training import predict_proba
+
+    torch.manual_seed(0)
+    models = [torch.nn.Linear(4, 3) for _ in range(5)]
+    features = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    stacked = np.stack([predict_proba(model=m, features=features) for m in models])
+    loaded: list[int] = []
+
+    def one_at_a_time():
+        for index, model in enumerate(models):
+            loaded.append(index)
+            yield model
+
+    streamed = ensemble_predict_proba(models=one_at_a_time(), features=features, mode=mode)
+    assert np.array_equal(streamed, aggregate(probabilities=stacked, mode=mode))
+    assert loaded == [0, 1, 2, 3, 4]

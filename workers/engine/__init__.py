@@ -25,14 +25,16 @@ Training (`workers.engine.training`, `workers.engine.device`)
 
 SISA (`workers.engine.sisa`, `sisa_model`, `partition`, `aggregation`, `unlearning`)
     SisaConfig(shards, slices, seed=0, epochs=None, aggregation="mean", shard_key="record")
-    train_sisa(*, spec, data, num_classes, config, checkpoints, device=None, progress=None)
-        -> SisaTrainingReport(model: SisaModel, shards, seconds, shard_models)
+    train_sisa(*, spec, data, num_classes, config, checkpoints, device=None, progress=None,
+               keep_models=True) -> SisaTrainingReport(model: SisaModel, shards, seconds,
+               shard_models)   keep_models=False: one shard's model in memory at a time
     unlearn(*, model, spec, data, erased_record_ids, checkpoints, device=None, progress=None)
         -> UnlearningResult(model, erased_record_ids, affected_slices, shards, superseded_keys,
                             seconds, shard_models)
     verify_exact(*, model, checkpoints, erased_record_ids) -> list[str]   empty means exact
     load_shard_models(*, model, spec, checkpoints, device=None) -> dict[int, nn.Module]
-    ensemble_predict_proba(*, models, features, mode="mean"|"vote") -> np.ndarray
+    iter_shard_models(...) -> (shard, model) one at a time, for streaming aggregation
+    ensemble_predict_proba(*, models, features, mode="mean"|"vote") -> np.ndarray   streams
     SisaModel.to_dict() / SisaModel.from_dict(document)   a model version's manifest
 
 Checkpoints and artifacts (`workers.engine.checkpoints`, `workers.engine.artifacts`)

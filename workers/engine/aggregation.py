@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 from torch import nn
@@ -35,15 +35,31 @@ def aggregate(*, probabilities: np.ndarray, mode: Aggregation = "mean") -> np.nd
 
 
 def ensemble_predict_proba(
-    *, models: Sequence[nn.Module], features: np.ndarray, mode: Aggregation = "mean"
+    *, models: Iterable[nn.Module], features: np.ndarray, mode: Aggregation = "mean"
 ) -> np.ndarray:
-    """Ensemble scores [n, classes] of the shard models on `features`."""
-    stacked = np.stack([predict_proba(model=model, features=features) for model in models])
-    return aggregate(probabilities=stacked, mode=mode)
+    """Ensemble scores [n, classes] of the shard models on `features`, as `aggregate` gives
+    them. Models are taken one at a time, and only a running sum is kept: given an iterator
+    that loads each model as it is asked for, one shard's model is in memory at a time."""
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {mode!r}; expected one of {AGGREGATIONS}")
+    total: np.ndarray | None = None
+    count = 0
+    for model in models:
+        probabilities = predict_proba(model=model, features=features)
+        if mode == "vote":
+            winners = probabilities.argmax(axis=1)
+            probabilities = np.zeros_like(probabilities)
+            probabilities[np.arange(len(winners)), winners] = 1.0
+        total = probabilities if total is None else total + probabilities
+        count += 1
+    if total is None:
+        raise ValueError("an ensemble needs at least one shard model")
+    scores: np.ndarray = total / count
+    return scores
 
 
 def ensemble_accuracy(
-    *, models: Sequence[nn.Module], data: RecordArrays, mode: Aggregation = "mean"
+    *, models: Iterable[nn.Module], data: RecordArrays, mode: Aggregation = "mean"
 ) -> float:
     """Share of `data` the ensemble labels correctly."""
     if len(data) == 0:

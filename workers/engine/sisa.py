@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,11 +194,14 @@ def train_sisa(
     progress: ProgressCallback | None = None,
     only_shards: Iterable[int] | None = None,
     base: SisaModel | None = None,
+    keep_models: bool = True,
 ) -> SisaTrainingReport:
     """Train (or bring up to date) every shard of a SISA model on `data`.
 
     Each shard resumes from its latest stored checkpoint whose key matches and trains only the
     stages after it. With `only_shards`, the other shards are copied from `base` unchanged.
+    Without `keep_models` the report holds no shard model: each is dropped once checkpointed,
+    so memory stays at one shard's whatever the number of shards.
     """
     started = time.perf_counter()
     target = torch.device(device) if device is not None else pick_device()
@@ -271,7 +274,7 @@ def train_sisa(
                 name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()
             }
             checkpoints.put(manifest=manifest, state=state_to_bytes(state))
-        if model is not None:
+        if model is not None and keep_models:
             shard_models[plan.shard] = model
         shard_reports.append(
             ShardTraining(
@@ -305,16 +308,16 @@ def train_sisa(
     )
 
 
-def load_shard_models(
+def iter_shard_models(
     *,
     model: SisaModel,
     spec: ArchitectureSpec,
     checkpoints: CheckpointStore,
     device: torch.device | str | None = None,
-) -> dict[int, nn.Module]:
-    """The final model of every shard that has records, loaded from its checkpoint."""
+) -> Iterator[tuple[int, nn.Module]]:
+    """The final model of every shard that has records, loaded from its checkpoint one at a
+    time: a caller that drops each before the next holds one shard's model in memory."""
     target = torch.device(device) if device is not None else pick_device()
-    loaded: dict[int, nn.Module] = {}
     for shard in model.shards:
         if shard.final_key is None:
             continue
@@ -326,5 +329,15 @@ def load_shard_models(
             seed=0,
             init_state=state,
         )
-        loaded[shard.shard] = module.to(target).eval()
-    return loaded
+        yield shard.shard, module.to(target).eval()
+
+
+def load_shard_models(
+    *,
+    model: SisaModel,
+    spec: ArchitectureSpec,
+    checkpoints: CheckpointStore,
+    device: torch.device | str | None = None,
+) -> dict[int, nn.Module]:
+    """The final model of every shard that has records, loaded from its checkpoint."""
+    return dict(iter_shard_models(model=model, spec=spec, checkpoints=checkpoints, device=device))

@@ -12,7 +12,7 @@ from app.registry.models import MlModel
 from workers.engine.aggregation import ensemble_predict_proba
 from workers.engine.architectures import ArchitectureSpec, get_architecture
 from workers.engine.device import pick_device
-from workers.engine.sisa import load_shard_models, state_from_bytes, state_to_bytes
+from workers.engine.sisa import iter_shard_models, state_from_bytes, state_to_bytes
 from workers.engine.sisa_model import SisaConfig, SisaModel
 from workers.engine.training import build_model, predict_proba
 from workers.pipeline.storage import (
@@ -91,11 +91,11 @@ def predict_version(
     if manifest.get("kind") == "monolithic":
         return predict_proba(model=load_monolithic(model=model, manifest=manifest), features=inputs)
     sisa = SisaModel.from_dict(manifest)
-    shards = load_shard_models(
+    shards = iter_shard_models(
         model=sisa, spec=spec_for(model), checkpoints=checkpoint_store(model_id=model.id)
     )
     return ensemble_predict_proba(
-        models=list(shards.values()), features=inputs, mode=sisa.config.aggregation
+        models=(network for _, network in shards), features=inputs, mode=sisa.config.aggregation
     )
 
 

@@ -17,7 +17,7 @@ from app.registry.enums import Strategy
 from app.registry.models import MlModel, ModelVersion
 from app.registry.versions import NewVersion
 from workers.engine.aggregation import ensemble_accuracy
-from workers.engine.sisa import load_shard_models, train_sisa
+from workers.engine.sisa import iter_shard_models, train_sisa
 from workers.engine.training import accuracy, train_model
 from workers.pipeline import references
 from workers.pipeline.models_io import (
@@ -77,10 +77,11 @@ def run_training(*, job_id: uuid.UUID) -> None:
             config=sisa_config(model),
             checkpoints=checkpoints,
             progress=lambda e: heart.beat(fraction=e.fraction),
+            keep_models=False,
         )
-        shard_models = load_shard_models(model=report.model, spec=spec, checkpoints=checkpoints)
+        shard_models = iter_shard_models(model=report.model, spec=spec, checkpoints=checkpoints)
         test_accuracy = ensemble_accuracy(
-            models=list(shard_models.values()),
+            models=(network for _, network in shard_models),
             data=data.test,
             mode=model.aggregation,  # type: ignore[arg-type]
         )
