@@ -29,7 +29,7 @@ class UnlearningSettings:
 
 
 DEFAULT_SETTINGS: dict[str, UnlearningSettings] = {
-    "npo": UnlearningSettings(steps=20, learning_rate=3e-4, retain_weight=1.0, beta=1.0),
+    "npo": UnlearningSettings(steps=20, learning_rate=3e-4, retain_weight=3.0, beta=1.0),
     "gradient_difference": UnlearningSettings(steps=20, learning_rate=3e-4, retain_weight=3.0),
 }
 
