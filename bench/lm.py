@@ -17,9 +17,10 @@ questions:
 Columns: exact match and mean per-token probability of the forgotten people's answers (and the
 retrained reference's exact match on them beside it), exact match on a sample of the retained
 people's questions and on the holdout's (exact match is teacher-forced greedy decoding: every
-answer token is the model's top choice), forget quality (KS p-value of the forgotten facts' truth ratios against
-`retrain`'s), the membership AUC of forgotten against holdout facts (0.5: they look unseen), and
-the time taken as a share of training `retrain`. The one-person rows have `forgotten_people` 1.
+answer token is the model's top choice), forget quality (KS p-value of the forgotten facts' truth
+ratios against `retrain`'s), the membership AUC of forgotten against holdout facts (0.5: they
+look unseen), and the time taken as a share of training `retrain`. The one-person rows have
+`forgotten_people` 1.
 """
 
 from __future__ import annotations
@@ -262,7 +263,7 @@ class Trained:
     sisa: AdapterSisa
 
 
-def _build_base(settings: BaseSettings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _build_base(*, settings: BaseSettings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     with tempfile.TemporaryDirectory() as scratch:
         directory = build_base_model(
             directory=Path(scratch) / "base",
@@ -453,7 +454,7 @@ def run(
     report: Callable[[Row], None] | None = None,
 ) -> list[Row]:
     """Every row for every seed; `report` hears each row as it is scored."""
-    base, tokenizer = _build_base(settings.base)
+    base, tokenizer = _build_base(settings=settings.base)
     rows: list[Row] = []
     for seed in seeds:
         trained = train_seed(base=base, tokenizer=tokenizer, people_count=people_count,
@@ -510,7 +511,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--json", type=Path, default=None, help="Also write the rows here.")
 
 
-def settings_from(arguments: argparse.Namespace) -> Settings:
+def settings_from(*, arguments: argparse.Namespace) -> Settings:
     """The run's settings from parsed command-line arguments."""
     methods = {
         name: UnlearningSettings(
@@ -550,7 +551,7 @@ HEADER = (
 )
 
 
-def format_row(row: Row) -> str:
+def format_row(*, row: Row) -> str:
     return (
         f"{row.method:<20} {row.forget_fraction:>6.3f} {row.forgotten_people:>3} {row.seed:>4} "
         f"{row.forget_exact_match:>6.2f} {row.retrain_forget_exact_match:>6.2f} "
@@ -571,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     def report(row: Row) -> None:
         # The JSON file is rewritten after every row, so an interrupted run keeps what it scored.
         scored.append(row)
-        print(format_row(row), flush=True)
+        print(format_row(row=row), flush=True)
         if arguments.json is not None:
             arguments.json.write_text(json.dumps([asdict(done) for done in scored], indent=2))
 
@@ -579,7 +580,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         people_count=arguments.people,
         forget_fractions=arguments.forget,
         seeds=arguments.seeds,
-        settings=settings_from(arguments),
+        settings=settings_from(arguments=arguments),
         methods=arguments.methods,
         with_sisa=arguments.sisa,
         report=report,
