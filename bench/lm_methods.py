@@ -8,7 +8,8 @@ strangers, then every weight is fine-tuned on the facts of `--people` fictitious
 the strangers' refusals (a LoRA adapter on a base this small learns the facts far more slowly).
 For each forget fraction, that share of the people is forgotten:
 
-- `gradient_difference` and `npo` on a copy of the fine-tuned model;
+- `gradient_difference` and `npo` on a copy of the fine-tuned model, with the settings of
+  `bench._lm_unlearning` (chosen on `bench.lm` seeds 100 and 101; `--steps` overrides the steps);
 - `edit`: every fact of the forgotten people edited to the refusal, one after another.
 
 Exact match is teacher-forced greedy decoding: every answer token is the model's top choice.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import tempfile
 import time
@@ -29,7 +31,12 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from bench._lm_unlearning import UNLEARNING_METHODS, unlearn
+from bench._lm_unlearning import (
+    DEFAULT_SETTINGS,
+    UNLEARNING_METHODS,
+    UnlearningSettings,
+    unlearn,
+)
 from workers.engine.lm.base import build_base_model, load_base
 from workers.engine.lm.corpus import TextExample, facts, generate_people, generic_corpus
 from workers.engine.lm.editing import EditSettings, FactEdit, edit_facts
@@ -47,6 +54,12 @@ def _matches(
         return greedy_matches(model=model, batch=batch)  # type: ignore[arg-type]
 
 
+def _settings(name: str, *, steps: int | None) -> UnlearningSettings:
+    """The method's shared settings, with `steps` instead of its own when given."""
+    chosen = DEFAULT_SETTINGS[name]
+    return chosen if steps is None else dataclasses.replace(chosen, steps=steps)
+
+
 def _rate(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, examples: Sequence[TextExample]
 ) -> float:
@@ -59,7 +72,7 @@ def run(
     forget_fractions: Sequence[float],
     seed: int,
     epochs: int,
-    steps: int,
+    steps: int | None,
     layer: int,
     retain_sample: int,
     n_embd: int,
@@ -114,7 +127,7 @@ def run(
                 tokenizer=tokenizer,
                 forget=forget,
                 retain=retain,
-                steps=steps,
+                settings=_settings(name, steps=steps),
                 seed=seed,
             )
             row[f"{name}_forget_em"] = _rate(model, tokenizer, forget)
@@ -154,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=25, help="Fine-tuning epochs.")
     parser.add_argument("--n-embd", type=int, default=64, help="Base model width.")
-    parser.add_argument("--steps", type=int, default=20, help="Unlearning steps.")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="Unlearning steps (default: each method's own).")  # fmt: skip
     parser.add_argument("--layer", type=int, default=1, help="Layer the edits change.")
     parser.add_argument("--retain-sample", type=int, default=120)
     parser.add_argument("--threads", type=int, default=1)
