@@ -27,10 +27,12 @@ _KEYS = ("method", "settings", "check")
 
 @dataclass(frozen=True)
 class LmUnlearningSettings:
+    """Defaults: NPO's settings chosen by `lethe bench lm` on seeds 100-101 (bench/RESULTS.md)."""
+
     steps: int = 20
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     beta: float = 1.0  # NPO's inverse temperature; unused by gradient difference
-    retain_weight: float = 1.0
+    retain_weight: float = 3.0
     batch_size: int = 8
     retain_sample: int = 512  # retained records drawn for the retain term
 
