@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -48,27 +49,17 @@ def unlearn(
     if name not in DEFAULT_SETTINGS:
         raise ValueError(f"unknown unlearning method {name!r}; known: {UNLEARNING_METHODS}")
     chosen = DEFAULT_SETTINGS[name] if settings is None else settings
+    common: dict[str, Any] = {
+        "model": model,
+        "tokenizer": tokenizer,
+        "forget": forget,
+        "retain": retain,
+        "steps": chosen.steps,
+        "batch_size": chosen.batch_size,
+        "seed": seed,
+        "learning_rate": chosen.learning_rate,
+        "retain_weight": chosen.retain_weight,
+    }
     if name == "npo":
-        return npo(
-            model=model,
-            tokenizer=tokenizer,
-            forget=forget,
-            retain=retain,
-            steps=chosen.steps,
-            batch_size=chosen.batch_size,
-            seed=seed,
-            learning_rate=chosen.learning_rate,
-            beta=chosen.beta,
-            retain_weight=chosen.retain_weight,
-        )
-    return gradient_difference(
-        model=model,
-        tokenizer=tokenizer,
-        forget=forget,
-        retain=retain,
-        steps=chosen.steps,
-        batch_size=chosen.batch_size,
-        seed=seed,
-        learning_rate=chosen.learning_rate,
-        retain_weight=chosen.retain_weight,
-    )
+        return npo(beta=chosen.beta, **common)
+    return gradient_difference(**common)
