@@ -3,7 +3,9 @@ Celery worker process; the suite creates its own databases and drops them afterw
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +27,7 @@ _RUN_ID = uuid.uuid4().hex[:8]
 TEST_DB_NAME = f"lethe_test_{_RUN_ID}"
 TEST_DB_URL = f"{PG_ADMIN_URL}/{TEST_DB_NAME}"
 _VAR_DIR = Path(tempfile.mkdtemp(prefix="lethe-test-var-"))
+atexit.register(shutil.rmtree, _VAR_DIR, ignore_errors=True)
 
 # Settings are read once per process, so the test environment is fixed before any app import.
 for name in [n for n in os.environ if n.startswith("LETHE_") and not n.startswith("LETHE_TEST")]:
