@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from workers.engine.lm.base import load_base
@@ -14,7 +15,13 @@ from workers.engine.lm.finetune import (
     load_adapter_state,
     train_adapter,
 )
-from workers.engine.lm.scoring import completion_logprobs, exact_match, generate
+from workers.engine.lm.losses import completion_scores, encode_examples
+from workers.engine.lm.scoring import (
+    completion_logprobs,
+    completion_token_logprobs,
+    exact_match,
+    generate,
+)
 
 LORA = LoraSettings(rank=16, alpha=32)
 TRAINING = {"epochs": 40, "learning_rate": 1e-2, "batch_size": 8}
@@ -50,6 +57,25 @@ def test_a_fine_tuned_adapter_answers_what_it_learned_only(
         model=model, tokenizer=tokenizer, examples=[f.example for f in unseen]
     )
     assert sum(learned_logprob) / len(learned) > sum(unseen_logprob) / len(unseen) + 1.0
+
+    # One forward pass gives what the scoring functions give one by one.
+    examples = [f.example for f in learned + unseen]
+    scores = completion_scores(
+        model=model, batch=encode_examples(tokenizer=tokenizer, examples=examples)
+    )
+    expected = completion_token_logprobs(model=model, tokenizer=tokenizer, examples=examples)
+    assert all(
+        np.allclose(got, want, atol=1e-5)
+        for got, want in zip(scores.token_logprobs, expected, strict=True)
+    )
+    generated = [
+        generate(model=model, tokenizer=tokenizer, prompt=e.prompt, max_new_tokens=16)
+        for e in examples
+    ]
+    assert scores.greedy_match.tolist() == [
+        text.startswith(e.completion) for text, e in zip(generated, examples, strict=True)
+    ]
+    assert scores.greedy_match.any()
 
 
 def test_adapter_training_is_deterministic_and_its_state_round_trips(

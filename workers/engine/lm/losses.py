@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -123,23 +124,46 @@ def mean_token_logprob(
     return total / count
 
 
-@torch.no_grad()
-def greedy_matches(
-    *, model: PreTrainedModel, batch: EncodedBatch, batch_size: int = 64
-) -> torch.Tensor:
-    """Whether greedy decoding after each prompt would reproduce its completion, shape (rows,).
+@dataclass(frozen=True)
+class CompletionScores:
+    """Per example: the log probability of each completion token, and whether greedy decoding
+    after the prompt reproduces the completion."""
 
-    Teacher-forced: every completion token is the argmax given the tokens before it, which is
-    exactly when greedy generation emits the completion (as a prefix of what it generates).
+    token_logprobs: list[np.ndarray]
+    greedy_match: torch.Tensor  # bool, (rows,)
+
+
+@torch.no_grad()
+def completion_scores(
+    *, model: PreTrainedModel, batch: EncodedBatch, batch_size: int = 64
+) -> CompletionScores:
+    """Both figures from one forward pass per chunk of `batch`.
+
+    The match is teacher-forced: every completion token is the argmax given the tokens before
+    it, which is exactly when greedy generation emits the completion (as a prefix of what it
+    generates).
     """
+    values: list[np.ndarray] = []
     matches: list[torch.Tensor] = []
     for index in _chunks(len(batch), batch_size):
         rows = batch.rows(index)
         logits = model(input_ids=rows.input_ids, attention_mask=rows.attention_mask).logits
         targets = rows.labels[:, 1:]
-        wrong = (logits[:, :-1].argmax(dim=-1) != targets) & (targets != IGNORED)
+        scored = targets != IGNORED
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        wrong = (logits[:, :-1].argmax(dim=-1) != targets) & scored
         matches.append(~wrong.any(dim=1))
-    return torch.cat(matches)
+        values += [row[mask].cpu().numpy() for row, mask in zip(picked, scored, strict=True)]
+    return CompletionScores(token_logprobs=values, greedy_match=torch.cat(matches))
+
+
+def greedy_matches(
+    *, model: PreTrainedModel, batch: EncodedBatch, batch_size: int = 64
+) -> torch.Tensor:
+    """Whether greedy decoding after each prompt would reproduce its completion, shape (rows,)
+    (teacher-forced, see `completion_scores`)."""
+    return completion_scores(model=model, batch=batch, batch_size=batch_size).greedy_match
 
 
 def _chunks(count: int, size: int) -> Iterator[torch.Tensor]:

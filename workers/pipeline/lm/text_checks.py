@@ -19,8 +19,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from workers.engine.lm.adapter_sisa import TextRecord
-from workers.engine.lm.losses import encode_examples, greedy_matches
-from workers.engine.lm.scoring import completion_token_logprobs, mia_auc, min_k_percent
+from workers.engine.lm.losses import completion_scores, encode_examples
+from workers.engine.lm.scoring import mia_auc, min_k_percent
 
 MAX_RECORDS = 200  # per side: the figures are a sample, their cost bounded
 
@@ -33,18 +33,16 @@ def _side(
     *, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, records: Sequence[TextRecord]
 ) -> tuple[float, list[float], list[float], float]:
     """Exact-match rate, per-record mean and min-k% token log probabilities, and the mean per
-    token over every record's tokens."""
-    examples = [r.example for r in records]
-    batch = encode_examples(tokenizer=tokenizer, examples=examples)
-    with torch.no_grad():
-        matches = greedy_matches(
-            model=cast(PreTrainedModel, model), batch=batch.to(next(model.parameters()).device)
-        )
-    per_token = completion_token_logprobs(model=model, tokenizer=tokenizer, examples=examples)
+    token over every record's tokens: one forward pass over the records."""
+    batch = encode_examples(tokenizer=tokenizer, examples=[r.example for r in records])
+    scores = completion_scores(
+        model=cast(PreTrainedModel, model), batch=batch.to(next(model.parameters()).device)
+    )
+    per_token = scores.token_logprobs
     means = [float(v.mean()) for v in per_token]
     lows = [min_k_percent(v) for v in per_token]
     overall = float(np.concatenate(per_token).mean())
-    return float(matches.float().mean()), means, lows, overall
+    return float(scores.greedy_match.float().mean()), means, lows, overall
 
 
 def text_figures(
