@@ -105,7 +105,7 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
 
 
 def _check_language_model(session: Session, *, body: ModelCreate, dataset: Dataset) -> None:
-    """A causal language model fine-tunes a registered base on a text dataset, exactly."""
+    """A causal language model fine-tunes a registered base on a text dataset."""
 
     def refuse(pointer: str, detail: str) -> ProblemError:
         return ProblemError(

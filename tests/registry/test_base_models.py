@@ -73,7 +73,7 @@ def test_cli_refuses_a_bad_directory_and_a_taken_name(base_id, tmp_path, session
     assert table_counts(session) == before
 
 
-def test_causal_lm_models_need_a_text_dataset_a_base_and_an_exact_strategy(
+def test_causal_lm_models_need_a_text_dataset_a_base_and_a_language_model_policy(
     api, headers, base_id, session
 ):
     listed = api.get("/v1/base-models", headers=headers).json()["items"]

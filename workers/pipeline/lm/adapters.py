@@ -59,11 +59,10 @@ def new_adapter_sisa(model: MlModel) -> AdapterSisa:
     return AdapterSisa(base=base, tokenizer=tokenizer, config=adapter_config(model))
 
 
-def store_checkpoints(*, model: MlModel, sisa: AdapterSisa) -> int:
-    """Put every checkpoint not yet stored; returns how many were."""
+def store_checkpoints(*, model: MlModel, sisa: AdapterSisa) -> None:
+    """Put every checkpoint not yet stored."""
     checkpoints = checkpoint_store(model_id=model.id)
     training = training_of(sisa.config)
-    stored = 0
     for (shard, stage), checkpoint in sorted(sisa.checkpoints.items()):
         if checkpoints.has(key=checkpoint.key):
             continue
@@ -77,8 +76,6 @@ def store_checkpoints(*, model: MlModel, sisa: AdapterSisa) -> int:
             record_ids=np.asarray(checkpoint.record_ids, dtype=np.int64),
         )
         checkpoints.put(manifest=manifest, state=checkpoint.state)
-        stored += 1
-    return stored
 
 
 def version_manifest(*, model: MlModel, sisa: AdapterSisa, max_record_id: int) -> dict[str, Any]:

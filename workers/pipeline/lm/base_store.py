@@ -4,7 +4,6 @@ of them, checked against their SHA-256, to load."""
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +15,7 @@ from app.core.config import get_settings
 from app.registry.base_models import add_base_model, file_sha256, read_base_directory
 from app.registry.models import PretrainedBase
 from app.registry.schemas import BaseModelOut
+from workers.engine.artifacts import write_atomically
 from workers.engine.device import pick_device
 from workers.engine.lm.base import load_base
 from workers.pipeline.session import db_session
@@ -49,9 +49,7 @@ def _local_copy(*, base_model_id: uuid.UUID, files: dict[str, dict[str, str]]) -
         data = store.get(key=entry["key"])
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise RuntimeError(f"the stored {name} of base model {base_model_id} is corrupt")
-        partial = target.with_name(f".{name}.{os.getpid()}.partial")
-        partial.write_bytes(data)
-        partial.replace(target)
+        write_atomically(target, data)
     return directory
 
 

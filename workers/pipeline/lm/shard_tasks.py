@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 import structlog
 
@@ -19,7 +18,7 @@ from app.registry.versions import NewVersion
 from workers.pipeline.activation import activate
 from workers.pipeline.job_context import JobContext, load_context
 from workers.pipeline.lm.adapters import checkpoint_rows, first_stages, restore, store_checkpoints
-from workers.pipeline.lm.unlearning import JobRecords, check_clean, job_records, text_of
+from workers.pipeline.lm.unlearning import JobRecords, job_records, verify_exact
 from workers.pipeline.session import Heartbeat, db_session, enter_stage
 
 log = structlog.get_logger(__name__)
@@ -52,17 +51,17 @@ def retrain_lm_shard(*, job_id: uuid.UUID, shard: int) -> bool:
         return start.all_done
     log.info("shard_retrain_started", job_id=str(job_id), shard=shard)
     ctx = load_context(job_id=job_id)
-    records = job_records(ctx)
+    records = job_records(ctx, with_remaining=True)
+    # Over the remaining records only: where to start is read from the checkpoints.
     sisa = restore(
         model=ctx.model,
         manifest=ctx.base.manifest,
-        records=records.remaining + records.forget,
+        records=records.remaining,
         only_shards={shard},
     )
-    erased = records.forget_ids.tolist()
-    first_stage = sisa.first_stages(erased_record_ids=erased).get(shard, sisa.config.slices)
-    for record_id in erased:
-        sisa.records.pop(record_id, None)
+    first_stage = sisa.first_stages(erased_record_ids=records.forget_ids.tolist()).get(
+        shard, sisa.config.slices
+    )
     heart = Heartbeat(job_id=job_id, start=0.05, span=0.85 / max(start.shard_count, 1))
     started = time.perf_counter()
     sisa.retrain_shard(
@@ -98,7 +97,7 @@ def finish_lm(*, job_id: uuid.UUID) -> None:
     shard_states, shard_seconds = finished
     enter_stage(job_id, stage=JobStage.VERIFYING)
     ctx = load_context(job_id=job_id)
-    records = job_records(ctx)
+    records = job_records(ctx, with_remaining=False)
     shards = {s["shard"]: s for s in ctx.base.manifest["shards"]}
     shards.update({int(k): v for k, v in shard_states.items()})
     manifest = {
@@ -107,16 +106,13 @@ def finish_lm(*, job_id: uuid.UUID) -> None:
         "record_count": sum(s["records"] for s in shards.values()),
     }
     rows = checkpoint_rows(manifest)
-    check_clean(ctx, rows=rows, forget_ids=records.forget_ids)
-    verification: dict[str, Any] = {
-        "kind": "exact",
-        "checkpoints_checked": len(rows),
-        "erased_records": int(records.forget_ids.size),
-        "erased_records_in_new_version": 0,
-        "text": text_of(restore(model=ctx.model, manifest=manifest, records=[]), records),
-    }
-    if attempt is not None:
-        verification["approximate_attempt"] = attempt
+    verification = verify_exact(
+        ctx,
+        rows=rows,
+        records=records,
+        sisa=restore(model=ctx.model, manifest=manifest, records=[]),
+        attempt_figures=attempt,
+    )
     activate(
         ctx=ctx,
         forget_ids=records.forget_ids,

@@ -41,22 +41,21 @@ from workers.pipeline.storage import checkpoint_store
 
 @dataclass(frozen=True)
 class JobRecords:
-    remaining: list[TextRecord]
     forget: list[TextRecord]
     holdout: list[TextRecord]
+    remaining: list[TextRecord]  # empty unless asked for: it is the whole training split
 
     @property
     def forget_ids(self) -> np.ndarray:
         return np.asarray(sorted(r.record_id for r in self.forget), dtype=np.int64)
 
 
-def job_records(ctx: JobContext) -> JobRecords:
+def job_records(ctx: JobContext, *, with_remaining: bool) -> JobRecords:
+    """The job's forget set and the holdout split, and, `with_remaining`, the base version's
+    training records that no request has claimed."""
     dataset_id, newest = ctx.model.dataset_id, ctx.max_record_id
     with db_session() as session:
         return JobRecords(
-            remaining=load_text_records(
-                session, dataset_id=dataset_id, split="train", max_record_id=newest
-            ),
             forget=load_text_records(
                 session,
                 dataset_id=dataset_id,
@@ -65,14 +64,19 @@ def job_records(ctx: JobContext) -> JobRecords:
                 of_requests=ctx.request_ids,
             ),
             holdout=load_text_records(session, dataset_id=dataset_id, split="holdout"),
+            remaining=load_text_records(
+                session, dataset_id=dataset_id, split="train", max_record_id=newest
+            )
+            if with_remaining
+            else [],
         )
 
 
 def run_lm_mitigation(*, job_id: uuid.UUID) -> None:
     ctx = load_context(job_id=job_id)
-    records = job_records(ctx)
-    adapter = approximate.active_adapter(ctx)
-    if not records.forget or not adapter.saw_any(records.forget_ids):
+    records = job_records(ctx, with_remaining=True)
+    adapter = approximate.active_adapter(ctx) if records.forget else None
+    if adapter is None or not adapter.saw_any(records.forget_ids):
         finish_without_version(
             job_id, mitigation="not_needed", reason="the active version never saw the records"
         )
@@ -102,11 +106,13 @@ def run_lm_unlearning(*, job_id: uuid.UUID) -> list[int] | None:
     from workers.pipeline.lm.shard_tasks import plan_lm_shards
 
     ctx = load_context(job_id=job_id)
-    records = job_records(ctx)
     attempt_figures: dict[str, Any] | None = None
     approximate_closes = (
         ctx.model.strategy == Strategy.APPROXIMATE and ctx.model.finalize == Finalize.APPROXIMATE
     )
+    checkpointed = ctx.base.manifest.get("kind") == MANIFEST_KIND
+    # The retained records feed the approximate method and a retrain here, not a shard plan.
+    records = job_records(ctx, with_remaining=approximate_closes or not checkpointed)
     if approximate_closes and records.forget:
         result = approximate.attempt(
             ctx,
@@ -122,7 +128,7 @@ def run_lm_unlearning(*, job_id: uuid.UUID) -> list[int] | None:
             return None
         attempt_figures = result.verification()
         fall_back(job_id, reason="; ".join(result.check.reasons), figures=attempt_figures)
-    if ctx.base.manifest.get("kind") == MANIFEST_KIND:
+    if checkpointed:
         return plan_lm_shards(ctx, records=records)
     _retrain_from_base(ctx, records=records, attempt_figures=attempt_figures)
     return None
@@ -144,17 +150,9 @@ def _retrain_from_base(
     enter_stage(ctx.job_id, stage=JobStage.VERIFYING)
     manifest = version_manifest(model=ctx.model, sisa=sisa, max_record_id=ctx.max_record_id or 0)
     rows = checkpoint_rows(manifest)
-    check_clean(ctx, rows=rows, forget_ids=forget_ids)
-    verification: dict[str, Any] = {
-        "kind": "exact",
-        "checkpoints_checked": len(rows),
-        "erased_records": int(forget_ids.size),
-        "erased_records_in_new_version": 0,
-        # What the new version still says about the records: figures, not the proof.
-        "text": text_of(sisa, records),
-    }
-    if attempt_figures is not None:
-        verification["approximate_attempt"] = attempt_figures
+    verification = verify_exact(
+        ctx, rows=rows, records=records, sisa=sisa, attempt_figures=attempt_figures
+    )
     activate(
         ctx=ctx,
         forget_ids=forget_ids,
@@ -173,10 +171,19 @@ def _retrain_from_base(
     )
 
 
-def check_clean(
-    ctx: JobContext, *, rows: list[tuple[str, int, int]], forget_ids: np.ndarray
-) -> None:
+def verify_exact(
+    ctx: JobContext,
+    *,
+    rows: list[tuple[str, int, int]],
+    records: JobRecords,
+    sisa: AdapterSisa,
+    attempt_figures: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Check that no checkpoint of the new version (`rows`) holds an erased record, and return
+    the verification figures: the check's, what the new version (`sisa`) still says about the
+    records, and the approximate attempt refused before, if any."""
     checkpoints = checkpoint_store(model_id=ctx.model.id)
+    forget_ids = records.forget_ids
     holding = [
         key for key, _, _ in rows if checkpoints.get_manifest(key=key).contains_any(forget_ids)
     ]
@@ -184,12 +191,19 @@ def check_clean(
         raise RuntimeError(
             f"exact verification failed: {len(holding)} checkpoint(s) hold erased records"
         )
-
-
-def text_of(sisa: AdapterSisa, records: JobRecords) -> dict[str, Any]:
-    return text_figures(
-        model=sisa.ensemble(),
-        tokenizer=sisa.tokenizer,
-        records=records.forget,
-        holdout=records.holdout,
-    )
+    verification: dict[str, Any] = {
+        "kind": "exact",
+        "checkpoints_checked": len(rows),
+        "erased_records": int(forget_ids.size),
+        "erased_records_in_new_version": 0,
+        # What the new version still says about the records: figures, not the proof.
+        "text": text_figures(
+            model=sisa.ensemble(),
+            tokenizer=sisa.tokenizer,
+            records=records.forget,
+            holdout=records.holdout,
+        ),
+    }
+    if attempt_figures is not None:
+        verification["approximate_attempt"] = attempt_figures
+    return verification
