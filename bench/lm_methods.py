@@ -1,4 +1,4 @@
-"""Gradient difference, NPO and rank-one edits on a fine-tuned GPT-2: forgetting, what is kept,
+"""Gradient difference, NPO and answer edits on a fine-tuned GPT-2: forgetting, what is kept,
 edit success and locality.
 
     python -m bench.lm_methods --people 50 --forget 0.02 0.06 0.10 --seed 0
@@ -10,11 +10,14 @@ For each forget fraction, that share of the people is forgotten:
 
 - `gradient_difference` and `npo` on a copy of the fine-tuned model, with the settings of
   `bench._lm_unlearning` (chosen on `bench.lm` seeds 100 and 101; `--steps` overrides the steps);
-- `edit`: every fact of the forgotten people edited to the refusal, one after another.
+- `edit`: every fact of the forgotten people edited to the refusal at once
+  (`workers.engine.lm.editing`, its default settings: chosen on seeds 100 and 101), holding the
+  retained facts outside the locality sample in place.
 
 Exact match is teacher-forced greedy decoding: every answer token is the model's top choice.
 Edit success: share of edited prompts whose greedy answer is the refusal. Locality: share of the
-retained sample's facts answered as before the edits.
+retained sample's facts answered as before the edits (the sample is not among the facts the
+edit holds in place).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from bench._lm_unlearning import (
 )
 from workers.engine.lm.base import build_base_model, load_base
 from workers.engine.lm.corpus import TextExample, facts, generate_people, generic_corpus
-from workers.engine.lm.editing import EditSettings, FactEdit, edit_facts
+from workers.engine.lm.editing import EditSettings, FactEdit, edit_answers
 from workers.engine.lm.finetune import finetune_full
 from workers.engine.lm.losses import encode_examples, greedy_matches
 
@@ -76,6 +79,7 @@ def run(
     layer: int,
     retain_sample: int,
     n_embd: int,
+    edit_settings: EditSettings = EditSettings(),
 ) -> list[dict[str, object]]:
     people = generate_people(count=people_count + people_count // 10, seed=seed)
     known, strangers = people[:people_count], people[people_count:]
@@ -136,25 +140,25 @@ def run(
         merged: PreTrainedModel = copy.deepcopy(adapted)
         before = _matches(merged, tokenizer, sample)
         edits = [
-            FactEdit(subject=person.name, prompt=fact.prompt, target=REFUSAL)
+            FactEdit(prompt=fact.prompt, target=REFUSAL)
             for person in forgotten
             for fact in facts(person)
         ]
-        started = time.perf_counter()
-        edit_facts(
+        outcome = edit_answers(
             model=merged,
             tokenizer=tokenizer,
             edits=edits,
-            layer=layer,
-            key_texts=generic[:200],
-            settings=EditSettings(),
+            # The locality sample is left out of what the edit holds in place.
+            preserve=retain[retain_sample:],
+            settings=dataclasses.replace(edit_settings, layer=layer),
         )
         refused = [TextExample(prompt=edit.prompt, completion=REFUSAL) for edit in edits]
         row["edit_success"] = _rate(merged, tokenizer, refused)
         row["edit_forget_em"] = _rate(merged, tokenizer, forget)
         after = _matches(merged, tokenizer, sample)
         row["edit_locality"] = round(float((after == before).float().mean()), 3)
-        row["edit_seconds"] = round(time.perf_counter() - started, 1)
+        row["edit_rounds"] = outcome.rounds
+        row["edit_seconds"] = round(outcome.seconds, 1)
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -169,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n-embd", type=int, default=64, help="Base model width.")
     parser.add_argument("--steps", type=int, default=None,
                         help="Unlearning steps (default: each method's own).")  # fmt: skip
-    parser.add_argument("--layer", type=int, default=1, help="Layer the edits change.")
+    parser.add_argument("--layer", type=int, default=-1,
+                        help="Block the edits change (negative: from the last).")  # fmt: skip
     parser.add_argument("--retain-sample", type=int, default=120)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

@@ -157,9 +157,22 @@ def _model_claims(
     if not claims["exact"]:
         claims["limitations"] = APPROXIMATE_LIMITATIONS
     if mitigation is not None and mitigation.result_version_id is not None:
-        claims["mitigation"] = {
-            "job_id": str(mitigation.id),
-            "version_id": str(mitigation.result_version_id),
-            "finished_at": mitigation.finished_at.isoformat() if mitigation.finished_at else None,
-        }
+        claims["mitigation"] = _mitigation_claims(session, mitigation)
+    return claims
+
+
+def _mitigation_claims(session: Session, mitigation: Job) -> dict[str, Any]:
+    """The mitigation that stopped the model exposing the person before this erasure; an edit
+    says that it only suppressed answers (`effect`, `limitations`)."""
+    version = brief(session, version_id=mitigation.result_version_id)
+    claims: dict[str, Any] = {
+        "job_id": str(mitigation.id),
+        "version_id": str(mitigation.result_version_id),
+        "method": version.method if version else None,
+        "finished_at": mitigation.finished_at.isoformat() if mitigation.finished_at else None,
+    }
+    verification = ((version.metrics or {}) if version else {}).get("verification") or {}
+    if verification.get("effect") == "suppression":
+        claims["effect"] = "suppression"
+        claims["limitations"] = verification.get("limitations")
     return claims

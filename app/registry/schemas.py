@@ -49,7 +49,8 @@ class ModelCreate(BaseModel):
         Finalize.EXACT,
         description="For the approximate strategy: `exact` (the default) makes the approximate "
         "result a mitigation and closes each request with a scheduled exact retrain; "
-        "`approximate` closes requests with the approximate result, certified as approximate",
+        "`approximate` closes requests with the approximate result, certified as approximate "
+        "(refused for a `causal_lm` policy's `edit`, which only suppresses answers)",
     )
 
     @model_validator(mode="after")
@@ -82,8 +83,9 @@ class VersionOut(BaseModel):
     parent_id: uuid.UUID | None
     status: VersionStatus
     method: str = Field(
-        description="How it was made: `train`, `sisa_train`, `sisa_unlearn`, `retrain`, or "
-        "`approximate:<method>`."
+        description="How it was made: `train`, `sisa_train`, `sisa_unlearn`, `retrain`, "
+        "`adapter_sisa_train`, `adapter_sisa_unlearn`, `approximate:<method>`, or `edit` (a "
+        "language model's answers suppressed by a weight edit: a mitigation, not an erasure)."
     )
     exact: bool
     trained_records: int

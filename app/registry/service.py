@@ -23,7 +23,7 @@ from app.registry.enums import Finalize, Strategy, VersionStatus
 from app.registry.models import MlModel, ModelVersion
 from app.registry.schemas import ModelCreate, ModelOut, VersionOut
 from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
-from workers.engine.lm.policy import LmApproximatePolicy
+from workers.engine.lm.policy import SUPPRESSION_METHODS, LmApproximatePolicy
 
 BUILTIN_ARCHITECTURES = ("mlp", "cnn", CAUSAL_LM)
 # The default SISA configuration, chosen from the benchmark grid (README, bench/RESULTS.md).
@@ -82,6 +82,18 @@ def create_model(session: Session, *, client: ApiClient, body: ModelCreate) -> M
         if body.strategy == Strategy.APPROXIMATE
         else None
     )
+    if (
+        policy is not None
+        and body.finalize == Finalize.APPROXIMATE
+        and policy["method"] in SUPPRESSION_METHODS
+    ):
+        detail = "an edit suppresses answers and removes nothing: it cannot close a request"
+        raise ProblemError(
+            422,
+            f"finalize: {detail}; keep finalize exact",
+            slug="invalid-policy",
+            errors=[{"pointer": "#/finalize", "detail": detail}],
+        )
     model = MlModel(
         client_id=client.id,
         dataset_id=dataset.id,

@@ -24,7 +24,7 @@ from app.registry.events import VERSION_ACTIVATED, publish_version_activated
 from app.registry.models import MlModel, ModelVersion, ShardCheckpoint
 from app.registry.service import next_version_number
 
-ARTIFACT_KEYS = ("weights_key", "record_ids_key")
+ARTIFACT_KEYS = ("weights_key", "record_ids_key", "edits_key")
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ def registered_base_id() -> str:
     return str(base.id)
 
 
-def text_records(prefix: str) -> list[dict]:
-    """Four people's facts (questions and answers) and biographies to train on; two other
-    people's facts as the holdout split (people the model never sees)."""
+def text_records(prefix: str, *, biographies: bool = True) -> list[dict]:
+    """Four people's facts (questions and answers) and, unless not `biographies`, plain-text
+    biographies to train on; two other people's facts as the holdout split (people the model
+    never sees)."""
     people = generate_people(count=6, seed=3)
     records = []
     for index, person in enumerate(people):
@@ -42,7 +43,7 @@ def text_records(prefix: str) -> list[dict]:
                     "split": split,
                 }
             )
-        if split == "train":
+        if split == "train" and biographies:
             for number, line in enumerate(biography(person)[:2]):
                 records.append(
                     {
@@ -55,11 +56,11 @@ def text_records(prefix: str) -> list[dict]:
     return records
 
 
-def text_dataset(api, headers) -> tuple[str, str, int]:
+def text_dataset(api, headers, *, biographies: bool = True) -> tuple[str, str, int]:
     """The dataset's id, its people's prefix, and how many records it has to train on."""
     dataset = api.post("/v1/datasets", json={"name": "support-notes"}, headers=headers).json()
     prefix = uuid.uuid4().hex[:8]
-    records = text_records(prefix)
+    records = text_records(prefix, biographies=biographies)
     response = api.post(
         f"/v1/datasets/{dataset['id']}/records", json={"records": records}, headers=headers
     )

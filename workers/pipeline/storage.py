@@ -64,6 +64,11 @@ def weights_key(*, model_id: uuid.UUID, version_id: uuid.UUID) -> str:
     return f"{weights_prefix(model_id=model_id)}{version_id}.pt"
 
 
+def edits_key(*, model_id: uuid.UUID, version_id: uuid.UUID) -> str:
+    """A language model version's weight edits, beside its weights (purged with the version)."""
+    return f"{weights_prefix(model_id=model_id)}{version_id}.edits.safetensors"
+
+
 def weights_prefix(*, model_id: uuid.UUID) -> str:
     """Where a monolithic model's version weights live: each is purged with its version."""
     return f"models/{model_id}/weights/"

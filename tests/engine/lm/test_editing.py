@@ -1,78 +1,127 @@
-"""Rank-one edits: the update's algebra, the target made likelier, other people left alone."""
+"""Edits of one MLP layer: the targets become the greedy answers, only that layer changes, the
+update has the rank of the edited positions, a stored edit replays exactly, and the retained
+answers it holds in place stay."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tests.engine.lm.conftest import REFUSAL, FineTuned
-from workers.engine.lm.corpus import facts
+from workers.engine.lm.corpus import TextExample, facts
 from workers.engine.lm.editing import (
     EDITING_GUARANTEE,
     EditSettings,
     FactEdit,
-    edit_facts,
+    apply_delta,
+    edit_answers,
     output_projection,
-    rank_one_edit,
 )
 from workers.engine.lm.losses import encode_examples, greedy_matches
-
-LAYER = 1
-# Share of the other people's answers an edit must leave as they were.
-LOCALITY = 0.95
+from workers.engine.lm.policy import EDITING_LIMITATIONS
 
 
-def answers_kept(fine_tuned: FineTuned, model: torch.nn.Module) -> torch.Tensor:
-    examples = fine_tuned.examples(fine_tuned.people[1:])
+def answers(model: torch.nn.Module, fine_tuned: FineTuned, examples: list) -> torch.Tensor:
     batch = encode_examples(tokenizer=fine_tuned.tokenizer, examples=examples)
-    return greedy_matches(model=model, batch=batch)
+    with torch.no_grad():
+        return greedy_matches(model=model, batch=batch)  # type: ignore[arg-type]
 
 
-def test_one_edit_is_a_rank_one_update_toward_the_target(fine_tuned: FineTuned) -> None:
+@pytest.fixture(scope="module")
+def edited(fine_tuned: FineTuned):
+    """Every fact of the first person edited to the refusal, the other people held in place."""
     model = fine_tuned.copy()
-    person = fine_tuned.people[0]
-    fact = facts(person)[0]
-    before = output_projection(model=model, layer=LAYER).weight.detach().clone()
-    result = rank_one_edit(
-        model=model,
+    edits = [FactEdit(prompt=f.prompt, target=REFUSAL) for f in facts(fine_tuned.people[0])]
+    preserve = fine_tuned.examples(fine_tuned.people[1:12])
+    outcome = edit_answers(
+        model=model, tokenizer=fine_tuned.tokenizer, edits=edits, preserve=preserve
+    )
+    return model, edits, preserve, outcome
+
+
+def test_the_targets_become_the_greedy_answers(fine_tuned: FineTuned, edited) -> None:
+    model, edits, _, outcome = edited
+    refusals = [TextExample(prompt=e.prompt, completion=REFUSAL) for e in edits]
+    assert not answers(fine_tuned.model, fine_tuned, refusals).any()
+    assert answers(model, fine_tuned, refusals).all()
+    assert outcome.targets_reached == 1.0
+    assert outcome.target_logprob_after > outcome.target_logprob_before
+    # The facts themselves no longer come out.
+    assert not answers(model, fine_tuned, fine_tuned.examples(fine_tuned.people[:1])).any()
+
+
+def test_only_one_projection_changes_by_a_low_rank_update(fine_tuned: FineTuned, edited) -> None:
+    model, _, _, outcome = edited
+    layer = fine_tuned.model.config.n_layer - 1
+    assert outcome.layer == layer
+    changed = {
+        name
+        for (name, before), after in zip(
+            fine_tuned.model.named_parameters(), model.parameters(), strict=True
+        )
+        if not torch.equal(before, after)
+    }
+    assert changed == {f"transformer.h.{layer}.mlp.c_proj.weight"}
+    _, weight = output_projection(model=model, layer=layer)
+    _, original = output_projection(model=fine_tuned.model, layer=layer)
+    torch.testing.assert_close(weight - original, outcome.delta)
+    # At most one direction per edited position (prompt end and each target token but the last).
+    rank = int(torch.linalg.matrix_rank(outcome.delta, rtol=1e-5))
+    assert 1 <= rank <= outcome.edited_positions
+
+
+def test_a_stored_edit_replays_exactly(fine_tuned: FineTuned, edited) -> None:
+    model, edits, _, outcome = edited
+    replayed = fine_tuned.copy()
+    apply_delta(model=replayed, layer=outcome.layer, delta=outcome.delta.clone())
+    batch = encode_examples(
         tokenizer=fine_tuned.tokenizer,
-        subject=person.name,
-        prompt=fact.prompt,
-        target=REFUSAL,
-        layer=LAYER,
-        key_texts=fine_tuned.generic[:100],
-        steps=25,
-        learning_rate=0.5,
+        examples=[TextExample(prompt=e.prompt, completion=REFUSAL) for e in edits],
     )
-    change = output_projection(model=model, layer=LAYER).weight.detach() - before
-    assert torch.linalg.matrix_rank(change, rtol=1e-4) == 1
-    torch.testing.assert_close(
-        change, torch.outer(result.key_direction, result.value_change), rtol=1e-5, atol=1e-6
-    )
-    assert result.target_logprob_after > result.target_logprob_before
-    kept = answers_kept(fine_tuned, model).float().mean()
-    assert kept >= LOCALITY * answers_kept(fine_tuned, fine_tuned.model).float().mean()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            replayed(input_ids=batch.input_ids).logits, model(input_ids=batch.input_ids).logits
+        )
+    with pytest.raises(ValueError, match="does not fit"):
+        apply_delta(model=replayed, layer=outcome.layer, delta=outcome.delta.T)
 
 
-def test_sequential_edits_leave_other_people_alone(fine_tuned: FineTuned) -> None:
-    model = fine_tuned.copy()
-    person = fine_tuned.people[0]
-    edits = [
-        FactEdit(subject=person.name, prompt=fact.prompt, target=REFUSAL)
-        for fact in facts(person)[:3]
-    ]
-    results = edit_facts(
-        model=model,
+def test_holding_retained_answers_keeps_more_of_them(fine_tuned: FineTuned, edited) -> None:
+    """The held answers change less than under the same edit without them (at this model's
+    scale an edit still moves some: see README)."""
+    model, edits, preserve, _ = edited
+    unheld = fine_tuned.copy()
+    edit_answers(
+        model=unheld,
         tokenizer=fine_tuned.tokenizer,
         edits=edits,
-        layer=LAYER,
-        key_texts=fine_tuned.generic[:100],
-        settings=EditSettings(steps=15),
+        preserve=preserve,
+        settings=EditSettings(preserve_weight=0.0),
     )
-    assert [result.edit for result in results] == edits
-    assert all(result.target_logprob_after > result.target_logprob_before for result in results)
-    kept = answers_kept(fine_tuned, model).float().mean()
-    assert kept >= LOCALITY * answers_kept(fine_tuned, fine_tuned.model).float().mean()
+    before = answers(fine_tuned.model, fine_tuned, preserve)
+    kept = float((answers(model, fine_tuned, preserve) == before).float().mean())
+    kept_unheld = float((answers(unheld, fine_tuned, preserve) == before).float().mean())
+    assert kept > kept_unheld
+
+
+def test_layers_and_inputs_are_checked(fine_tuned: FineTuned) -> None:
+    model = fine_tuned.copy()
+    edit = [FactEdit(prompt=facts(fine_tuned.people[0])[0].prompt, target=REFUSAL)]
+    held = fine_tuned.examples(fine_tuned.people[1:2])
+    with pytest.raises(ValueError, match="outside the model"):
+        edit_answers(
+            model=model,
+            tokenizer=fine_tuned.tokenizer,
+            edits=edit,
+            preserve=held,
+            settings=EditSettings(layer=99),
+        )
+    with pytest.raises(ValueError, match="no edits"):
+        edit_answers(model=model, tokenizer=fine_tuned.tokenizer, edits=[], preserve=held)
+    with pytest.raises(ValueError, match="no retained records"):
+        edit_answers(model=model, tokenizer=fine_tuned.tokenizer, edits=edit, preserve=[])
 
 
 def test_the_guarantee_says_an_edit_is_not_erasure() -> None:
-    assert "does not remove the data's influence" in EDITING_GUARANTEE.replace("\n", " ")
+    for text in (EDITING_GUARANTEE, EDITING_LIMITATIONS):
+        assert "it does not remove the data's influence" in text

@@ -47,3 +47,19 @@ def test_the_text_check_passes_unseen_looking_answers_only():
     no_holdout = {k: v for k, v in LOOKS_UNSEEN.items() if not k.startswith("holdout")}
     verdict = check_text_figures(figures=no_holdout, settings=settings)
     assert not verdict.passed and "no holdout records" in verdict.reasons[0]
+
+
+def test_the_edit_section_and_what_only_suppresses():
+    edit = LmApproximatePolicy.from_dict({"method": "edit", "edit": {"target": " no comment"}})
+    assert edit.suppresses_only and edit.edit.target == " no comment"
+    assert edit.edit.min_locality == 0.95
+    assert LmApproximatePolicy.from_dict(edit.to_dict()) == edit
+    assert not LmApproximatePolicy.from_dict({}).suppresses_only
+    with pytest.raises(PolicyError) as caught:
+        LmApproximatePolicy.from_dict(
+            {"method": "edit", "edit": {"target": "", "min_locality": 1.5, "layer": 99}}
+        )
+    problems = " | ".join(caught.value.problems)
+    assert problems.startswith("edit:")
+    for wrong in ("target must be a string", "min_locality must be in [0, 1]", "layer must be"):
+        assert wrong in problems

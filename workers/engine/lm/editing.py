@@ -1,15 +1,28 @@
-"""Rank-one edits of one MLP layer (ROME, Meng et al., 2022) that make a GPT-2 model answer a
-fact's prompt with a target (a refusal, or a neutral answer such as " unknown") instead.
+"""Edits of one MLP layer that make a GPT-2 model answer chosen prompts with a target (a refusal
+such as " unknown") instead of the fact it learned.
 
-The MLP's output projection W (GPT-2's ``transformer.h[L].mlp.c_proj``, a Conv1D whose weight
-is (in, out)) is treated as a key-value store: the key k* is the MLP's hidden activation at the
-subject's last token, the value its output there. The edit finds the value v* that makes the
-model produce the target, then changes W as little as possible, in the metric of the keys'
-second moment C, so that W maps k* to v*:
+As in ROME (Meng et al., 2022), the MLP's output projection W (GPT-2's
+``transformer.h[L].mlp.c_proj``, a Conv1D whose weight is (in, out)) is read as a key-value
+memory: a key k is the projection's input at one position, its value k W the output. The keys
+edited here are those of the positions that produce the answer: the prompt's last token and each
+target token but the last, where the model predicts the next answer token. (ROME keys on the
+subject's last token; in models this small that token carries too little of what the answer
+position reads, see README.) The edit:
 
-    W += (C^-1 k*) (v* - W k*)^T / (k*^T C^-1 k*)
+1. finds the change d_i to the output at each edited position that makes the model continue
+   every prompt with its target (Adam on the target's likelihood, teacher-forced);
+2. solves for the least change of W that maps each edited key to its output plus d_i while
+   keeping the keys of `preserve` (the retained records, whose answers must not move) where they
+   were, in least squares, as MEMIT does for many facts at once:
 
-Edits modify the model in place; an adapter-wrapped model should be merged first.
+       dW = (K_e^T K_e + w K_p^T K_p + r I)^-1 K_e^T D
+
+3. repeats from 1 on the edited model, for at most `rounds` rounds, until every target is the
+   model's greedy answer.
+
+A single fact's update has the rank of its edited positions (two for a one-token target).
+Edits modify the model in place; the returned `delta` is what was added to W, so an edit can be
+stored and replayed on the same weights.
 """
 
 from __future__ import annotations
@@ -21,347 +34,266 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
-from transformers.pytorch_utils import Conv1D
+from peft import PeftModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from workers.engine.lm.losses import (
-    IGNORED,
-    encode_examples,
-    eval_mode,
-    mean_token_logprob,
-)
+from workers.engine.lm.corpus import TextExample
+from workers.engine.lm.encoding import collate, encode_example
+from workers.engine.lm.losses import IGNORED, EncodedBatch, PromptCompletion, eval_mode
+from workers.engine.lm.policy import EDITING_LIMITATIONS
 
-EDITING_GUARANTEE = (
-    "A rank-one edit changes one layer's weights so that the model answers the edited prompts "
-    "with the target instead of the fact. It suppresses an output; it does not remove the "
-    "data's influence on the model. The fact may still come out under other phrasings, be read "
-    "from other layers or recovered by further fine-tuning, and membership tests may still "
-    "detect that the model was trained on it. Only training without the data removes it."
-)
+# A model an edit applies to: a GPT-2, or one under an adapter.
+CausalLM = PreTrainedModel | PeftModel
+
+# What an edit does and does not do, as certificates state it.
+EDITING_GUARANTEE = EDITING_LIMITATIONS
 
 
 @dataclass(frozen=True)
 class FactEdit:
-    """Answer `prompt` (which names `subject`) with `target` instead."""
+    """Answer `prompt` with `target` instead."""
 
-    subject: str
     prompt: str
     target: str
 
 
 @dataclass(frozen=True)
-class EditResult:
-    edit: FactEdit
+class EditSettings:
+    """`layer`: the block whose MLP output projection changes (negative counts from the last).
+    Each round runs at most `steps` Adam steps of `learning_rate` (in units of the output's
+    typical coordinate) on the output changes, then solves for the weight change with the
+    retained keys weighted `preserve_weight` times as much, in total, as the edited ones, and
+    `ridge` times the keys' mean squared norm on the diagonal."""
+
+    layer: int = -1
+    rounds: int = 4
+    steps: int = 40
+    learning_rate: float = 0.2
+    preserve_weight: float = 3.0
+    ridge: float = 1e-3
+    end_with_eos: bool = True  # the target ends the answer, so generation stops after it
+
+
+@dataclass(frozen=True)
+class EditOutcome:
     layer: int
-    # Mean log-probability per target token after the prompt, before and after the edit.
+    delta: torch.Tensor  # added to the projection's (in, out) weight
+    edited_positions: int
+    preserved_positions: int
+    # Mean log-probability per target token after the prompts, before and after the edit.
     target_logprob_before: float
     target_logprob_after: float
-    steps: int
+    targets_reached: float  # share of the edits whose target is now the greedy answer
+    rounds: int
     seconds: float
-    # The weight update is outer(key_direction, value_change), in the Conv1D's (in, out) layout.
-    key_direction: torch.Tensor
-    value_change: torch.Tensor
 
 
-@dataclass(frozen=True)
-class EditSettings:
-    """How v* is found: `steps` Adam steps of `learning_rate` on a change to the MLP output at
-    the subject's last token, against the target's NLL after the prompt and `contexts` prefixed
-    variants of it, plus `kl_weight` times the KL divergence of the next-token distribution after
-    "<subject> is a" from the unedited model's (keeping the rest of what the model says about the
-    subject), plus `weight_decay` times the change's squared norm relative to the output's."""
-
-    steps: int = 25
-    learning_rate: float = 0.5
-    contexts: int = 4
-    kl_weight: float = 0.0625
-    weight_decay: float = 0.01
-    # Added to C's diagonal, relative to its mean diagonal entry, so that C is invertible.
-    ridge: float = 1e-3
-
-
-def rank_one_edit(
+def edit_answers(
     *,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerFast,
-    subject: str,
-    prompt: str,
-    target: str,
-    layer: int,
-    key_texts: Sequence[str],
-    steps: int = 25,
-    learning_rate: float = 0.5,
-) -> EditResult:
-    """Edit `layer` so that `prompt` is answered with `target`. `key_texts` is generic text for
-    the keys' second moment (for example `generic_corpus` sentences).
-
-    The edit suppresses an output, it does not erase: see `EDITING_GUARANTEE`.
-    """
-    settings = EditSettings(steps=steps, learning_rate=learning_rate)
-    moment = key_second_moment(model=model, tokenizer=tokenizer, layer=layer, texts=key_texts)
-    return apply_edit(
-        model=model,
-        tokenizer=tokenizer,
-        edit=FactEdit(subject=subject, prompt=prompt, target=target),
-        layer=layer,
-        moment=moment,
-        context_texts=key_texts,
-        settings=settings,
-    )
-
-
-def edit_facts(
-    *,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerFast,
+    model: CausalLM,
+    tokenizer: PreTrainedTokenizerBase,
     edits: Sequence[FactEdit],
-    layer: int,
-    key_texts: Sequence[str],
+    preserve: Sequence[PromptCompletion],
     settings: EditSettings = EditSettings(),
-) -> list[EditResult]:
-    """Apply `edits` one after another to the same layer. The keys' second moment is taken
-    once: an edit of the output projection leaves that layer's keys as they were.
+) -> EditOutcome:
+    """Edit one layer of `model` (in place) so that each edit's prompt is answered with its
+    target, holding the answers of `preserve` in place.
 
-    Each edit suppresses an output, it does not erase: see `EDITING_GUARANTEE`.
+    An edit suppresses an output, it does not erase: see `EDITING_GUARANTEE`.
     """
-    moment = key_second_moment(model=model, tokenizer=tokenizer, layer=layer, texts=key_texts)
-    return [
-        apply_edit(
-            model=model,
-            tokenizer=tokenizer,
-            edit=edit,
-            layer=layer,
-            moment=moment,
-            context_texts=key_texts,
-            settings=settings,
-        )
-        for edit in edits
-    ]
-
-
-def output_projection(*, model: PreTrainedModel, layer: int) -> Conv1D:
-    """The MLP output projection of GPT-2 block `layer`."""
-    module = model.get_submodule(f"transformer.h.{layer}.mlp.c_proj")
-    if not isinstance(module, Conv1D):
-        raise TypeError(f"layer {layer}'s MLP output projection is {type(module).__name__}")
-    return module
-
-
-@torch.no_grad()
-def key_second_moment(
-    *,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerFast,
-    layer: int,
-    texts: Sequence[str],
-    batch_size: int = 16,
-) -> torch.Tensor:
-    """E[k k^T] over every token of `texts`, k the input of `layer`'s MLP output projection."""
-    if not texts:
-        raise ValueError("no texts for the keys' second moment")
-    projection = output_projection(model=model, layer=layer)
-    size = projection.weight.shape[0]
-    total = torch.zeros(size, size, dtype=torch.float64, device=model.device)
-    count = 0
-    with eval_mode(model):
-        for start in range(0, len(texts), batch_size):
-            encoded = tokenizer(
-                list(texts[start : start + batch_size]),
-                add_special_tokens=False,
-                padding=True,
-                return_tensors="pt",
-            ).to(model.device)
-            with _capture_keys(projection) as captured:
-                model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
-            keys = captured[0][encoded["attention_mask"].bool()].double()
-            total += keys.T @ keys
-            count += keys.shape[0]
-    return (total / count).float()
-
-
-def apply_edit(
-    *,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerFast,
-    edit: FactEdit,
-    layer: int,
-    moment: torch.Tensor,
-    context_texts: Sequence[str],
-    settings: EditSettings,
-) -> EditResult:
-    """Edit `layer` for one fact, given the keys' second moment at that layer."""
+    if not edits:
+        raise ValueError("no edits")
+    if not preserve:
+        raise ValueError("no retained records to preserve")
     started = time.perf_counter()
-    projection = output_projection(model=model, layer=layer)
-    target_batch = encode_examples(
-        tokenizer=tokenizer, examples=[_Example(prompt=edit.prompt, completion=edit.target)]
-    ).to(model.device)
-    with eval_mode(model):
-        before = mean_token_logprob(model=model, batch=target_batch)
-        prompts = [prefix + edit.prompt for prefix in _prefixes(context_texts, settings.contexts)]
-        key = _subject_keys(
-            model=model, tokenizer=tokenizer, texts=prompts, subject=edit.subject, layer=layer
-        ).mean(dim=0)
-        value_change, steps = _value_change(
-            model=model,
-            tokenizer=tokenizer,
-            prompts=prompts,
-            edit=edit,
-            layer=layer,
-            settings=settings,
-        )
-        ridge = settings.ridge * moment.diagonal().mean()
-        solved = torch.linalg.solve(
-            moment + ridge * torch.eye(moment.shape[0], device=moment.device), key
-        )
-        key_direction = solved / (solved @ key)
+    layer = resolve_layer(model=model, layer=settings.layer)
+    projection, weight = output_projection(model=model, layer=layer)
+    device = weight.device
+    edited = _encode(tokenizer, [(e.prompt, e.target) for e in edits], settings.end_with_eos)
+    edited = edited.to(device)
+    kept = _encode(tokenizer, [(p.prompt, p.completion) for p in preserve], False).to(device)
+    rows, positions = _answer_positions(edited)
+    original = weight.detach().clone()
+    with eval_mode(model), torch.no_grad():
+        before, reached = _target_figures(model, edited)
+        edited_keys = _keys(projection, model, edited)[rows, positions].double()
+        kept_rows, kept_positions = _answer_positions(kept)
+        kept_keys = _keys(projection, model, kept)[kept_rows, kept_positions].double()
+        gram = _solver_matrix(edited_keys, kept_keys, settings)
+    rounds = 0
+    for rounds in range(1, settings.rounds + 1):
+        if reached >= 1.0:
+            rounds -= 1
+            break
+        with eval_mode(model):
+            change = _output_change(model, projection, edited, rows, positions, settings)
         with torch.no_grad():
-            update = torch.outer(key_direction, value_change)
-            projection.weight.add_(update.to(projection.weight.dtype))
-        after = mean_token_logprob(model=model, batch=target_batch)
-    return EditResult(
-        edit=edit,
+            update = torch.linalg.solve(gram, edited_keys.T @ change.double())
+            weight.add_(update.to(weight.dtype))
+            with eval_mode(model):
+                _, reached = _target_figures(model, edited)
+    with eval_mode(model), torch.no_grad():
+        after, reached = _target_figures(model, edited)
+    return EditOutcome(
         layer=layer,
+        delta=(weight.detach() - original).clone(),
+        edited_positions=int(rows.numel()),
+        preserved_positions=int(kept_keys.shape[0]),
         target_logprob_before=before,
         target_logprob_after=after,
-        steps=steps,
+        targets_reached=reached,
+        rounds=rounds,
         seconds=time.perf_counter() - started,
-        key_direction=key_direction.detach(),
-        value_change=value_change,
     )
 
 
-@dataclass(frozen=True)
-class _Example:
-    prompt: str
-    completion: str
+def resolve_layer(*, model: CausalLM, layer: int) -> int:
+    """`layer` as a block index; negative values count from the last block."""
+    blocks = int(model.config.n_layer)
+    index = layer + blocks if layer < 0 else layer
+    if not 0 <= index < blocks:
+        raise ValueError(f"layer {layer} is outside the model's {blocks} blocks")
+    return index
 
 
-def _prefixes(texts: Sequence[str], count: int) -> list[str]:
-    """The bare prompt, then prompts after the first few words of `count` generic texts."""
-    prefixes = [""]
-    for text in texts[:count]:
-        words = text.split()[:5]
-        if words:
-            prefixes.append(" ".join(words).rstrip(".") + ". ")
-    return prefixes
+def output_projection(
+    *, model: torch.nn.Module, layer: int
+) -> tuple[torch.nn.Module, torch.nn.Parameter]:
+    """The module that computes block `layer`'s MLP output (an adapter's wrapper when the
+    projection carries one) and the base weight an edit changes, (in, out)."""
+    suffix = f"transformer.h.{layer}.mlp.c_proj"
+    for name, module in model.named_modules():
+        if name.endswith(suffix):
+            inner = getattr(module, "base_layer", module)
+            weight = getattr(inner, "weight", None)
+            if not isinstance(weight, torch.nn.Parameter) or weight.dim() != 2:
+                raise TypeError(f"layer {layer}'s MLP output projection has no 2-d weight")
+            return module, weight
+    raise ValueError(f"the model has no MLP output projection in block {layer}")
 
 
-def _subject_position(
-    *, tokenizer: PreTrainedTokenizerFast, text: str, subject: str
-) -> tuple[list[int], int]:
-    """The tokens of `text` after end-of-text, and the index of the token that ends the last
-    mention of `subject`."""
-    end = text.rfind(subject)
-    if end < 0:
-        raise ValueError(f"subject {subject!r} does not occur in {text!r}")
-    end += len(subject)
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    offsets: list[tuple[int, int]] = encoded["offset_mapping"]
-    position = max(index for index, (start, _) in enumerate(offsets) if start < end)
-    # Sequences start with end-of-text, as training encodes them (see `encoding`).
-    eos = tokenizer.eos_token_id
-    if not isinstance(eos, int):
-        raise ValueError("the tokenizer has no end-of-text token")
-    ids: list[int] = [eos, *encoded["input_ids"]]
-    return ids, position + 1
+def apply_delta(*, model: torch.nn.Module, layer: int, delta: torch.Tensor) -> None:
+    """Replay a stored edit: add `delta` to block `layer`'s MLP output projection."""
+    _, weight = output_projection(model=model, layer=layer)
+    if tuple(delta.shape) != tuple(weight.shape):
+        raise ValueError(
+            f"an edit of shape {tuple(delta.shape)} does not fit {tuple(weight.shape)}"
+        )
+    with torch.no_grad():
+        weight.add_(delta.to(device=weight.device, dtype=weight.dtype))
+
+
+def _encode(
+    tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], end_with_eos: bool
+) -> EncodedBatch:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encoded = [
+        encode_example(
+            tokenizer=tokenizer,
+            example=TextExample(prompt=prompt, completion=completion),
+            end_with_eos=end_with_eos,
+        )
+        for prompt, completion in pairs
+    ]
+    batch = collate(encoded=encoded, pad_token_id=pad, device=torch.device("cpu"))
+    return EncodedBatch(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+    )
+
+
+def _answer_positions(batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, position) of every position whose next token is a scored target token."""
+    scored = batch.labels[:, 1:] != IGNORED
+    rows, positions = scored.nonzero(as_tuple=True)
+    return rows, positions
 
 
 @torch.no_grad()
-def _subject_keys(
-    *,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerFast,
-    texts: Sequence[str],
-    subject: str,
-    layer: int,
+def _target_figures(model: CausalLM, batch: EncodedBatch) -> tuple[float, float]:
+    """Mean log-probability per target token, and the share of rows whose every target token
+    is the argmax (teacher-forced)."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    targets = batch.labels[:, 1:]
+    scored = targets != IGNORED
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    wrong = (logits[:, :-1].argmax(dim=-1) != targets) & scored
+    mean = float((picked * scored).sum() / scored.sum())
+    return mean, float((~wrong.any(dim=1)).float().mean())
+
+
+def _keys(projection: torch.nn.Module, model: CausalLM, batch: EncodedBatch) -> torch.Tensor:
+    """The projection's input at every position of `batch`, (rows, width, in)."""
+    chunks = []
+    for start in range(0, len(batch), 64):
+        index = torch.arange(start, min(start + 64, len(batch)))
+        rows = batch.rows(index)
+        with _capture_inputs(projection) as captured:
+            model(input_ids=rows.input_ids, attention_mask=rows.attention_mask)
+        keys = captured[0]
+        width = batch.input_ids.shape[1]
+        chunks.append(F.pad(keys, (0, 0, 0, width - keys.shape[1])))
+    return torch.cat(chunks)
+
+
+def _solver_matrix(
+    edited: torch.Tensor, kept: torch.Tensor, settings: EditSettings
 ) -> torch.Tensor:
-    """The projection's input at the subject's last token of each text, (texts, in)."""
-    projection = output_projection(model=model, layer=layer)
-    keys = []
-    for text in texts:
-        ids, position = _subject_position(tokenizer=tokenizer, text=text, subject=subject)
-        with _capture_keys(projection) as captured:
-            model(input_ids=torch.tensor([ids], device=model.device))
-        keys.append(captured[0][0, position])
-    return torch.stack(keys)
+    """K_e^T K_e + w K_p^T K_p + r I, the retained keys scaled to the edited ones' count."""
+    scale = settings.preserve_weight * edited.shape[0] / max(1, kept.shape[0])
+    gram = edited.T @ edited + scale * (kept.T @ kept)
+    ridge = settings.ridge * float((kept**2).sum(dim=1).mean())
+    return gram + ridge * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
 
 
-def _value_change(
-    *,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerFast,
-    prompts: Sequence[str],
-    edit: FactEdit,
-    layer: int,
+def _output_change(
+    model: CausalLM,
+    projection: torch.nn.Module,
+    batch: EncodedBatch,
+    rows: torch.Tensor,
+    positions: torch.Tensor,
     settings: EditSettings,
-) -> tuple[torch.Tensor, int]:
-    """The change to the MLP output at the subject's last token that makes each prompt continue
-    with the target, and the steps it took."""
-    projection = output_projection(model=model, layer=layer)
-    examples = [_Example(prompt=prompt, completion=edit.target) for prompt in prompts]
-    target_batch = encode_examples(tokenizer=tokenizer, examples=examples).to(model.device)
-    kl_text = f"{edit.subject} is a"
-    kl_ids, kl_subject = _subject_position(tokenizer=tokenizer, text=kl_text, subject=edit.subject)
-    positions = [
-        _subject_position(tokenizer=tokenizer, text=prompt, subject=edit.subject)[1]
-        for prompt in prompts
-    ]
-    kl_input = torch.tensor([kl_ids], device=model.device)
-    with torch.no_grad():
-        reference = torch.log_softmax(model(input_ids=kl_input).logits[0, -1].float(), dim=-1)
-        with _capture_outputs(projection) as outputs:
-            model(
-                input_ids=target_batch.input_ids[:1], attention_mask=target_batch.attention_mask[:1]
-            )
-        output_norm = outputs[0][0, positions[0]].norm()
-    size = projection.weight.shape[1]
+) -> torch.Tensor:
+    """The change to the projection's output at (rows, positions) that makes the model
+    continue each prompt with its target, (positions, out)."""
+    with torch.no_grad(), _capture_outputs(projection) as outputs:
+        model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
     # Steps in units of the output's typical coordinate, so that one learning rate suits layers
     # and models whose activations differ in scale.
-    scale = output_norm / size**0.5
-    scaled = torch.zeros(size, device=model.device, requires_grad=True)
+    scale = outputs[0][rows, positions].norm(dim=-1).mean() / outputs[0].shape[-1] ** 0.5
+    scaled = torch.zeros(rows.numel(), outputs[0].shape[-1], requires_grad=True)
     optimizer = torch.optim.Adam([scaled], lr=settings.learning_rate)
-    rows = torch.arange(len(prompts), device=model.device)
-    row_positions = torch.tensor(positions, device=model.device)
-    targets = target_batch.labels[:, 1:]
-    for step in range(settings.steps):
-        change = scale * scaled
-        with _add_at(projection, rows=rows, positions=row_positions, change=change):
-            logits = model(
-                input_ids=target_batch.input_ids, attention_mask=target_batch.attention_mask
-            ).logits
-        target_nll = F.cross_entropy(
+    targets = batch.labels[:, 1:]
+    for _ in range(settings.steps):
+        with _add_at(projection, rows=rows, positions=positions, change=scale * scaled):
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        wrong = (logits[:, :-1].argmax(dim=-1) != targets) & (targets != IGNORED)
+        # A margin past the argmax: the least-squares solve reaches the change only roughly.
+        nll = F.cross_entropy(
             logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORED
         )
-        with _add_at(
-            projection,
-            rows=rows[:1],
-            positions=torch.tensor([kl_subject], device=model.device),
-            change=change,
-        ):
-            edited = torch.log_softmax(model(input_ids=kl_input).logits[0, -1].float(), dim=-1)
-        kl = F.kl_div(edited, reference, log_target=True, reduction="sum")
-        decay = change.norm() ** 2 / output_norm**2
-        loss = target_nll + settings.kl_weight * kl + settings.weight_decay * decay
-
-        if float(target_nll.detach()) < _GOOD_ENOUGH_NLL:
-            return change.detach(), step
-        (scaled.grad,) = torch.autograd.grad(loss, [scaled])
+        if not bool(wrong.any()) and float(nll.detach()) < _GOOD_ENOUGH_NLL:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        nll.backward()
         optimizer.step()
-    return (scale * scaled).detach(), settings.steps
+    change: torch.Tensor = (scale * scaled).detach()
+    return change
 
 
-# Mean NLL per target token at which v* is found: the target is then near certain (p > 0.95).
+# Mean NLL per target token at which the output changes are found: the targets are then near
+# certain (p > 0.95).
 _GOOD_ENOUGH_NLL = 0.05
 
 
 @contextlib.contextmanager
-def _capture_keys(projection: Conv1D) -> Iterator[list[torch.Tensor]]:
+def _capture_inputs(module: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
     captured: list[torch.Tensor] = []
 
     def hook(_: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         captured.append(inputs[0])
 
-    handle = projection.register_forward_pre_hook(hook)
+    handle = module.register_forward_pre_hook(hook)
     try:
         yield captured
     finally:
@@ -369,13 +301,13 @@ def _capture_keys(projection: Conv1D) -> Iterator[list[torch.Tensor]]:
 
 
 @contextlib.contextmanager
-def _capture_outputs(projection: Conv1D) -> Iterator[list[torch.Tensor]]:
+def _capture_outputs(module: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
     captured: list[torch.Tensor] = []
 
     def hook(_: torch.nn.Module, __: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         captured.append(output)
 
-    handle = projection.register_forward_hook(hook)
+    handle = module.register_forward_hook(hook)
     try:
         yield captured
     finally:
@@ -384,9 +316,9 @@ def _capture_outputs(projection: Conv1D) -> Iterator[list[torch.Tensor]]:
 
 @contextlib.contextmanager
 def _add_at(
-    projection: Conv1D, *, rows: torch.Tensor, positions: torch.Tensor, change: torch.Tensor
+    module: torch.nn.Module, *, rows: torch.Tensor, positions: torch.Tensor, change: torch.Tensor
 ) -> Iterator[None]:
-    """Add `change` to the projection's output at (rows[i], positions[i]) during the block."""
+    """Add `change` to the module's output at (rows[i], positions[i]) during the block."""
 
     def hook(
         _: torch.nn.Module, __: tuple[torch.Tensor, ...], output: torch.Tensor
@@ -395,7 +327,7 @@ def _add_at(
         added[rows, positions] = change
         return output + added
 
-    handle = projection.register_forward_hook(hook)
+    handle = module.register_forward_hook(hook)
     try:
         yield
     finally:

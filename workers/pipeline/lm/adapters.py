@@ -15,6 +15,8 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import safetensors.torch
+import torch
 from peft import PeftModel
 from transformers import PreTrainedTokenizerBase
 
@@ -26,6 +28,7 @@ from workers.engine.lm.adapter_sisa import (
     AdapterSisaConfig,
     TextRecord,
 )
+from workers.engine.lm.editing import apply_delta
 from workers.engine.lm.finetune import attach_adapter, load_adapter_state
 from workers.pipeline.lm.base_store import load_registered_base
 from workers.pipeline.storage import artifact_store, checkpoint_store
@@ -33,6 +36,7 @@ from workers.pipeline.storage import artifact_store, checkpoint_store
 MANIFEST_KIND = "adapter_sisa"
 KEY_SCHEME = "lethe-adapter-sisa-v1"
 DEFAULT_STAGE_EPOCHS = 10
+EDIT_PREFIX = "mlp_output_projection."  # + the block: a weight edit's name in its file
 
 
 def adapter_config(model: MlModel) -> AdapterSisaConfig:
@@ -155,8 +159,27 @@ def first_stages(*, model: MlModel, manifest: dict[str, Any], erased: np.ndarray
 def adapter_from_weights(
     *, model: MlModel, manifest: dict[str, Any]
 ) -> tuple[PeftModel, PreTrainedTokenizerBase]:
-    """An approximate version's single adapter (its weights file) on the base, in eval mode."""
+    """An approximate version's single adapter (its weights file) on the base, with the
+    version's weight edits replayed, in eval mode."""
     sisa = new_adapter_sisa(model)
     adapter = attach_adapter(model=copy.deepcopy(sisa.base), settings=sisa.config.lora, seed=0)
     load_adapter_state(model=adapter, data=artifact_store().get(key=manifest["weights_key"]))
+    for layer, delta in version_edits(manifest).items():
+        apply_delta(model=adapter, layer=layer, delta=delta)
     return adapter.eval(), sisa.tokenizer
+
+
+def version_edits(manifest: dict[str, Any]) -> dict[int, torch.Tensor]:
+    """The weight edits an approximate version carries, by block: what its edits added to each
+    block's MLP output projection, in total (empty when it carries none)."""
+    key = manifest.get("edits_key")
+    if not key:
+        return {}
+    stored = safetensors.torch.load(artifact_store().get(key=key))
+    return {int(name.removeprefix(EDIT_PREFIX)): delta for name, delta in stored.items()}
+
+
+def edits_bytes(edits: dict[int, torch.Tensor]) -> bytes:
+    return safetensors.torch.save(
+        {f"{EDIT_PREFIX}{layer}": delta.contiguous() for layer, delta in sorted(edits.items())}
+    )

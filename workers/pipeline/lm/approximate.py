@@ -13,10 +13,11 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from peft import PeftModel
 from transformers import PreTrainedTokenizerBase
 
@@ -25,7 +26,13 @@ from app.registry.base_models import CAUSAL_LM
 from app.registry.versions import NewVersion
 from workers.engine.lm.adapter_sisa import TextRecord
 from workers.engine.lm.finetune import adapter_state_bytes
-from workers.engine.lm.policy import LmApproximatePolicy, TextCheck, check_text_figures
+from workers.engine.lm.policy import (
+    EDITING_LIMITATIONS,
+    SUPPRESSION_METHODS,
+    LmApproximatePolicy,
+    TextCheck,
+    check_text_figures,
+)
 from workers.engine.lm.unlearning import gradient_difference, npo
 from workers.pipeline.activation import activate
 from workers.pipeline.job_context import JobContext
@@ -33,13 +40,16 @@ from workers.pipeline.lm.adapters import (
     MANIFEST_KIND,
     adapter_config,
     adapter_from_weights,
+    edits_bytes,
     restore,
     training_of,
+    version_edits,
 )
 from workers.pipeline.lm.text_checks import text_figures
 from workers.pipeline.session import enter_stage
 from workers.pipeline.storage import (
     artifact_store,
+    edits_key,
     get_record_ids,
     put_record_ids,
     record_ids_key,
@@ -47,6 +57,11 @@ from workers.pipeline.storage import (
 )
 
 WEIGHTS_KIND = "monolithic"  # one stored weights file: the registry purges it with its version
+
+
+def version_method(method: str) -> str:
+    """A version's `method`: `edit` for a suppression, `approximate:<method>` otherwise."""
+    return method if method in SUPPRESSION_METHODS else f"approximate:{method}"
 
 
 @dataclass
@@ -57,9 +72,11 @@ class ApproximateAttempt:
     figures: dict[str, Any]
     check: TextCheck
     seconds: float
+    # By block: what weight edits added to the base's MLP output projections, in total.
+    edits: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def verification(self) -> dict[str, Any]:
-        return {
+        verification = {
             "kind": "text_check",
             "method": self.method,
             "passed": self.check.passed,
@@ -67,6 +84,10 @@ class ApproximateAttempt:
             "seconds": round(self.seconds, 3),
             **self.figures,
         }
+        if self.method in SUPPRESSION_METHODS:
+            verification["effect"] = "suppression"
+            verification["limitations"] = EDITING_LIMITATIONS
+        return verification
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,7 @@ class ActiveAdapter:
     model: PeftModel
     tokenizer: PreTrainedTokenizerBase
     influenced_by: np.ndarray  # every record it was trained on
+    edits: dict[int, torch.Tensor] = field(default_factory=dict)  # already in `model`
 
     def saw_any(self, record_ids: np.ndarray) -> bool:
         return bool(np.isin(record_ids, self.influenced_by).any())
@@ -90,7 +112,12 @@ def active_adapter(ctx: JobContext) -> ActiveAdapter:
         last = sisa.checkpoints[(0, sisa.config.slices - 1)]
         return ActiveAdapter(sisa.shard_model(shard=0), sisa.tokenizer, np.asarray(last.record_ids))
     adapter, tokenizer = adapter_from_weights(model=ctx.model, manifest=manifest)
-    return ActiveAdapter(adapter, tokenizer, get_record_ids(key=manifest["record_ids_key"]))
+    return ActiveAdapter(
+        adapter,
+        tokenizer,
+        get_record_ids(key=manifest["record_ids_key"]),
+        edits=version_edits(manifest),
+    )
 
 
 def attempt(
@@ -105,6 +132,12 @@ def attempt(
     policy = LmApproximatePolicy.from_dict(ctx.model.approximate_policy or {})
     settings = policy.settings
     enter_stage(ctx.job_id, stage=JobStage.UNLEARNING)
+    if policy.method == "edit":
+        from workers.pipeline.lm.edit_mitigation import edit_attempt  # it builds on this module
+
+        return edit_attempt(
+            ctx, adapter=adapter, policy=policy, forget=forget, remaining=remaining, holdout=holdout
+        )
     chooser = random.Random(ctx.model.seed)
     retain = chooser.sample(remaining, min(len(remaining), settings.retain_sample))
     started = time.perf_counter()
@@ -135,6 +168,7 @@ def attempt(
         figures=figures,
         check=check_text_figures(figures=figures, settings=policy.check),
         seconds=seconds,
+        edits=adapter.edits,
     )
 
 
@@ -148,7 +182,7 @@ def activate_attempt(
     records = record_ids_key(model_id=ctx.model.id, version_id=version_id)
     artifact_store().put(key=weights, data=adapter_state_bytes(model=result.model))
     put_record_ids(key=records, record_ids=result.influenced_by)
-    manifest = {
+    manifest: dict[str, Any] = {
         "kind": WEIGHTS_KIND,
         "architecture": CAUSAL_LM,
         "base_model_id": str(ctx.model.base_model_id),
@@ -159,6 +193,9 @@ def activate_attempt(
         "max_record_id": ctx.max_record_id,
         "exact": False,
     }
+    if result.edits:
+        manifest["edits_key"] = edits_key(model_id=ctx.model.id, version_id=version_id)
+        artifact_store().put(key=manifest["edits_key"], data=edits_bytes(result.edits))
     metrics: dict[str, Any] = {"verification": result.verification()}
     if mitigation:
         metrics["mitigation"] = "applied"
@@ -167,7 +204,7 @@ def activate_attempt(
         forget_ids=forget_ids,
         new=NewVersion(
             id=version_id,
-            method=f"approximate:{result.method}",
+            method=version_method(result.method),
             exact=False,
             manifest=manifest,
             trained_records=int(result.influenced_by.size) - int(forget_ids.size),

@@ -22,6 +22,7 @@ from app.jobs.enums import JobStage
 from app.registry.enums import Finalize, Strategy
 from app.registry.versions import NewVersion
 from workers.engine.lm.adapter_sisa import AdapterSisa, TextRecord
+from workers.engine.lm.policy import LmApproximatePolicy
 from workers.pipeline.activation import activate
 from workers.pipeline.job_context import JobContext, load_context
 from workers.pipeline.job_outcomes import fall_back, finish_without_version
@@ -107,8 +108,11 @@ def run_lm_unlearning(*, job_id: uuid.UUID) -> list[int] | None:
 
     ctx = load_context(job_id=job_id)
     attempt_figures: dict[str, Any] | None = None
+    # An edit only suppresses: the registry refuses it as the final step, and so does this.
     approximate_closes = (
-        ctx.model.strategy == Strategy.APPROXIMATE and ctx.model.finalize == Finalize.APPROXIMATE
+        ctx.model.strategy == Strategy.APPROXIMATE
+        and ctx.model.finalize == Finalize.APPROXIMATE
+        and not LmApproximatePolicy.from_dict(ctx.model.approximate_policy or {}).suppresses_only
     )
     checkpointed = ctx.base.manifest.get("kind") == MANIFEST_KIND
     # The retained records feed the approximate method and a retrain here, not a shard plan.
