@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from workers.engine.lm.adapter_sisa import TextRecord
-from workers.engine.lm.editing import EditSettings, FactEdit, edit_answers
+from workers.engine.lm.editing import EditSettings, FactEdit, edit_answers, resolve_layer
 from workers.engine.lm.losses import encode_examples, greedy_matches
 from workers.engine.lm.policy import LmApproximatePolicy, TextCheck, check_text_figures
 from workers.pipeline.job_context import JobContext
@@ -52,6 +52,10 @@ def edit_attempt(
             f"{len(forget) - len(prompts)} erased record(s) are plain text: an edit changes "
             "only the answers to prompts"
         )
+    try:
+        resolve_layer(model=adapter.model, layer=settings.layer)
+    except ValueError as exc:
+        reasons.append(f"edit.layer: {exc}")
     if not prompts:
         reasons.append("no erased prompts to edit")
     elif not preserve:
@@ -59,7 +63,7 @@ def edit_attempt(
             f"too few retained prompts ({len(candidates)}): an edit checks its locality on "
             f"{settings.locality_sample} and holds at least one more in place"
         )
-    if not prompts or not preserve:
+    if reasons:  # each is reason enough: the edit could not pass
         return _attempt(adapter, figures={}, reasons=reasons, seconds=0.0, edits=adapter.edits)
     before = _answers(adapter, probe)
     outcome = edit_answers(
