@@ -121,10 +121,8 @@ def edit_answers(
         kept_keys = _keys(projection, model, kept)[kept_rows, kept_positions].double()
         gram = _solver_matrix(edited_keys, kept_keys, settings)
     rounds = 0
-    for rounds in range(1, settings.rounds + 1):
-        if reached >= 1.0:
-            rounds -= 1
-            break
+    while reached < 1.0 and rounds < settings.rounds:
+        rounds += 1
         with eval_mode(model):
             change = _output_change(model, projection, edited, rows, positions, settings)
         with torch.no_grad():
@@ -261,7 +259,9 @@ def _output_change(
     # Steps in units of the output's typical coordinate, so that one learning rate suits layers
     # and models whose activations differ in scale.
     scale = outputs[0][rows, positions].norm(dim=-1).mean() / outputs[0].shape[-1] ** 0.5
-    scaled = torch.zeros(rows.numel(), outputs[0].shape[-1], requires_grad=True)
+    scaled = torch.zeros(
+        rows.numel(), outputs[0].shape[-1], device=outputs[0].device, requires_grad=True
+    )
     optimizer = torch.optim.Adam([scaled], lr=settings.learning_rate)
     targets = batch.labels[:, 1:]
     for _ in range(settings.steps):
