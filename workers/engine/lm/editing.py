@@ -31,15 +31,23 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from workers.engine.lm.corpus import TextExample
-from workers.engine.lm.encoding import collate, encode_example
-from workers.engine.lm.losses import IGNORED, EncodedBatch, PromptCompletion, eval_mode
+from workers.engine.lm.losses import (
+    IGNORED,
+    EncodedBatch,
+    PromptCompletion,
+    completion_scores,
+    encode_examples,
+    eval_mode,
+)
 from workers.engine.lm.policy import EDITING_LIMITATIONS
 
 # A model an edit applies to: a GPT-2, or one under an adapter.
@@ -109,9 +117,12 @@ def edit_answers(
     layer = resolve_layer(model=model, layer=settings.layer)
     projection, weight = output_projection(model=model, layer=layer)
     device = weight.device
-    edited = _encode(tokenizer, [(e.prompt, e.target) for e in edits], settings.end_with_eos)
-    edited = edited.to(device)
-    kept = _encode(tokenizer, [(p.prompt, p.completion) for p in preserve], False).to(device)
+    edited = encode_examples(
+        tokenizer=tokenizer,
+        examples=[TextExample(prompt=e.prompt, completion=e.target) for e in edits],
+        end_with_eos=settings.end_with_eos,
+    ).to(device)
+    kept = encode_examples(tokenizer=tokenizer, examples=preserve).to(device)
     rows, positions = _answer_positions(edited)
     original = weight.detach().clone()
     with eval_mode(model), torch.no_grad():
@@ -181,24 +192,6 @@ def apply_delta(*, model: torch.nn.Module, layer: int, delta: torch.Tensor) -> N
         weight.add_(delta.to(device=weight.device, dtype=weight.dtype))
 
 
-def _encode(
-    tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], end_with_eos: bool
-) -> EncodedBatch:
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    encoded = [
-        encode_example(
-            tokenizer=tokenizer,
-            example=TextExample(prompt=prompt, completion=completion),
-            end_with_eos=end_with_eos,
-        )
-        for prompt, completion in pairs
-    ]
-    batch = collate(encoded=encoded, pad_token_id=pad, device=torch.device("cpu"))
-    return EncodedBatch(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
-    )
-
-
 def _answer_positions(batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """(row, position) of every position whose next token is a scored target token."""
     scored = batch.labels[:, 1:] != IGNORED
@@ -206,18 +199,12 @@ def _answer_positions(batch: EncodedBatch) -> tuple[torch.Tensor, torch.Tensor]:
     return rows, positions
 
 
-@torch.no_grad()
 def _target_figures(model: CausalLM, batch: EncodedBatch) -> tuple[float, float]:
-    """Mean log-probability per target token, and the share of rows whose every target token
-    is the argmax (teacher-forced)."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    targets = batch.labels[:, 1:]
-    scored = targets != IGNORED
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    wrong = (logits[:, :-1].argmax(dim=-1) != targets) & scored
-    mean = float((picked * scored).sum() / scored.sum())
-    return mean, float((~wrong.any(dim=1)).float().mean())
+    """Mean log-probability per target token, and the share of rows whose target is the greedy
+    answer (teacher-forced)."""
+    scores = completion_scores(model=cast(PreTrainedModel, model), batch=batch)
+    mean = float(np.concatenate(scores.token_logprobs).mean())
+    return mean, float(scores.greedy_match.float().mean())
 
 
 def _keys(projection: torch.nn.Module, model: CausalLM, batch: EncodedBatch) -> torch.Tensor:

@@ -62,10 +62,14 @@ class EncodedBatch:
 
 
 def encode_examples(
-    *, tokenizer: PreTrainedTokenizerBase, examples: Sequence[PromptCompletion]
+    *,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[PromptCompletion],
+    end_with_eos: bool = False,
 ) -> EncodedBatch:
-    """Token ids as training encodes them (see `encoding`), labels on the completion only and
-    no end-of-text after it: the completion's own tokens are what is scored."""
+    """Token ids as training encodes them (see `encoding`), labels on the completion only and,
+    unless `end_with_eos`, no end-of-text after it: the completion's own tokens are what is
+    scored."""
     if not examples:
         raise ValueError("no examples to encode")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -73,7 +77,7 @@ def encode_examples(
         encode_example(
             tokenizer=tokenizer,
             example=TextExample(prompt=example.prompt, completion=example.completion),
-            end_with_eos=False,
+            end_with_eos=end_with_eos,
         )
         for example in examples
     ]
