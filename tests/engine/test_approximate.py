@@ -10,11 +10,13 @@ import torch
 
 from workers.engine.approximate.methods import get_method, run_method
 from workers.engine.approximate.neggrad import add_weight_noise, neggrad_steps
+from workers.engine.approximate.npo_distill import npo_losses
 from workers.engine.approximate.policy import ApproximatePolicy
 from workers.engine.approximate.settings import (
     FinetuneSettings,
     L1SparseSettings,
     NegGradPlusSettings,
+    NpoDistillSettings,
     SalUnSettings,
     ScrubSettings,
     method_names,
@@ -32,6 +34,7 @@ from workers.engine.verification.settings import GateSettings
 # Budgets sized for ~1,000 training records; the defaults target far larger training sets.
 TOY_SETTINGS = {
     "finetune": FinetuneSettings(steps=150, learning_rate=0.05, optimizer="sgd"),
+    "npo_distill": NpoDistillSettings(),
     "neggrad_plus": NegGradPlusSettings(
         forget_epochs=20, learning_rate=1e-3, max_retain_passes=10.0
     ),
@@ -115,6 +118,41 @@ def test_neggrad_plus_noise_spreads_runs_out_and_the_same_seed_repeats(toy):
     )
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in first.state_dict().items())
     assert not all(torch.equal(v, other.state_dict()[k]) for k, v in first.state_dict().items())
+
+
+def test_npo_distill_spreads_runs_out_and_the_same_seed_repeats(toy):
+    kwargs = {"model": toy["original"], "forget": toy["forget"], "retain": toy["retain"]}
+    settings = TOY_SETTINGS["npo_distill"]
+    reports = []
+    first = run_method(
+        name="npo_distill",
+        settings=settings,
+        progress=lambda *report: reports.append(report),
+        **kwargs,
+    )
+    again = run_method(name="npo_distill", settings=settings, **kwargs)
+    other = run_method(name="npo_distill", settings=dataclasses.replace(settings, seed=1), **kwargs)
+    assert reports[-1] == (settings.steps, settings.steps)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in first.state_dict().items())
+    assert not all(torch.equal(v, other.state_dict()[k]) for k, v in first.state_dict().items())
+
+
+def test_npo_loss_flattens_once_the_label_is_less_likely_than_the_originals():
+    reference = torch.log(torch.tensor([0.9]))
+
+    def loss_and_slope(probability: float) -> tuple[float, float]:
+        log_probs = torch.log(torch.tensor([probability])).requires_grad_()
+        loss = npo_losses(log_probs=log_probs, reference_log_probs=reference, beta=1.0).sum()
+        loss.backward()
+        return loss.item(), log_probs.grad.item()
+
+    start_loss, start_slope = loss_and_slope(0.9)
+    far_loss, far_slope = loss_and_slope(0.001)
+    # At the original's probability: 2 log 2, slope 1 (as gradient ascent's, halved by 2/beta).
+    assert start_loss == pytest.approx(2 * np.log(2))
+    assert start_slope == pytest.approx(1.0)
+    # Far below it the loss is near zero and nearly flat, where ascent's slope would stay 1.
+    assert far_loss < 0.01 and far_slope < 0.01
 
 
 def test_weight_noise_is_relative_to_each_matrix_and_skips_biases(toy):

@@ -3,7 +3,12 @@ import json
 import pytest
 
 from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
-from workers.engine.approximate.settings import NegGradPlusSettings, ScrubSettings, settings_type
+from workers.engine.approximate.settings import (
+    NegGradPlusSettings,
+    ScrubSettings,
+    method_names,
+    settings_type,
+)
 from workers.engine.verification.settings import GateSettings
 
 
@@ -84,12 +89,23 @@ def test_for_model_picks_the_fallback():
         ({"method": 3}, "method: unknown method 3"),
         ({"method": "scrub", "settings": {"lr": 0.1}}, "settings: unknown settings ['lr']"),
         ({"settings": {"learning_rate": -1}}, "learning_rate must be positive"),
-        ({"settings": {"forget_epochs": True}}, "forget_epochs must be an integer"),
-        ({"settings": {"alpha": "high"}}, "alpha must be a number"),
+        (
+            {"method": "neggrad_plus", "settings": {"forget_epochs": True}},
+            "forget_epochs must be an integer",
+        ),
+        ({"method": "neggrad_plus", "settings": {"alpha": "high"}}, "alpha must be a number"),
         ({"settings": {"noise": -0.1}}, "noise must be >= 0"),
-        ({"settings": {"max_retain_passes": 0}}, "max_retain_passes must be positive"),
+        ({"settings": {"shrink": 0}}, "shrink must be in (0, 1]"),
+        ({"settings": {"beta": 0}}, "beta must be positive"),
+        (
+            {"method": "neggrad_plus", "settings": {"max_retain_passes": 0}},
+            "max_retain_passes must be positive",
+        ),
         ({"settings": {"stop_at_unseen": True}}, "settings: unknown settings ['stop_at_unseen']"),
-        ({"settings": {"optimizer": "lion"}}, "optimizer must be one of ['sgd', 'adam']"),
+        (
+            {"method": "neggrad_plus", "settings": {"optimizer": "lion"}},
+            "optimizer must be one of ['sgd', 'adam']",
+        ),
         ({"settings": [1, 2]}, "settings: expected a JSON object, got list"),
         ({"method": "scrub", "settings": {"max_epochs": 9}}, "max_epochs must be in [0, epochs]"),
         ({"verification": {"margin": 0}}, "verification: invalid GateSettings: margin must be"),
@@ -134,7 +150,7 @@ def test_policy_error_is_a_value_error():
 
 
 def test_every_method_has_documented_defaults():
-    for name in ("finetune", "neggrad_plus", "scrub", "l1_sparse", "salun"):
+    for name in method_names():
         cls = settings_type(name)
         for field_name in vars(cls()):
             assert field_name in cls.__doc__, (name, field_name)

@@ -220,7 +220,7 @@ def test_approximate_policy_is_validated_at_registration(api, ml_headers):
     pointers = {e["pointer"] for e in bad.json()["errors"]}
     assert "#/approximate_policy/method" in pointers
     good = create_model(api, ml_headers, dataset_id, strategy="approximate")
-    assert good["approximate_policy"]["method"] == "neggrad_plus"
+    assert good["approximate_policy"]["method"] == "npo_distill"
     assert good["approximate_policy"]["fallback"] == "retrain"
 
 

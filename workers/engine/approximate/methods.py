@@ -17,6 +17,7 @@ from torch import nn
 
 from workers.engine.approximate.loops import StepProgress
 from workers.engine.approximate.neggrad import neggrad_plus
+from workers.engine.approximate.npo_distill import npo_distill
 from workers.engine.approximate.retain_only import finetune, l1_sparse
 from workers.engine.approximate.salun import salun
 from workers.engine.approximate.scrub import scrub
@@ -39,6 +40,11 @@ class UnlearningMethod(Protocol):
 # Each method and one line on what it does.
 METHODS: dict[str, tuple[UnlearningMethod, str]] = {
     "finetune": (finetune, "fine-tune on the retained records only (baseline)"),
+    "npo_distill": (
+        npo_distill,
+        "shrink and noise the weights, then NPO on the forget set while distilling the original "
+        "on retained records",
+    ),
     "neggrad_plus": (
         neggrad_plus,
         "noise the weights, then descend on retained records and ascend on the forget set",

@@ -25,7 +25,7 @@ from workers.engine.verification.settings import GateSettings
 Fallback = Literal["retrain", "sisa"]
 FALLBACKS: tuple[str, ...] = ("retrain", "sisa")
 POLICY_VERSION = 2
-DEFAULT_METHOD = "neggrad_plus"
+DEFAULT_METHOD = "npo_distill"
 _KEYS = ("version", "method", "settings", "verification", "max_test_accuracy_drop", "fallback")
 _DROPPED_IN_V2 = {"stop_at_unseen", "check_every", "max_forget_epochs"}
 
@@ -43,7 +43,7 @@ class ApproximatePolicy:
     """How a model unlearns approximately, and when the result is not accepted.
 
     Attributes:
-        method: a name from `settings.METHOD_SETTINGS`. Default ``neggrad_plus``.
+        method: a name from `settings.METHOD_SETTINGS`. Default ``npo_distill``.
         settings: that method's settings dataclass; None means its defaults.
         verification: the per-record gate: its reference models and its margin.
         max_test_accuracy_drop: the largest fall in test accuracy (a fraction, 0.05 = five

@@ -106,6 +106,72 @@ class NegGradPlusSettings:
 
 
 @dataclass(frozen=True)
+class NpoDistillSettings:
+    """Shrink and noise a copy of the model, then repair it on the retained records while
+    unlearning the forget set with negative preference optimization.
+
+    The start is a shrink-and-perturb of the original: every parameter times ``shrink``, then
+    Gaussian noise of ``noise`` times each weight matrix's standard deviation, drawn from
+    ``seed``, so that runs spread out the way retrains with different seeds do. Each of the
+    ``steps`` steps takes one retain batch, trained on its labels and distilled from the
+    original's outputs (KL at ``temperature``, which repairs the noise's damage to test
+    accuracy faster than the labels alone), and a share of the forget records, trained with the
+    NPO loss against the original's probabilities: it pushes each forget record's label
+    probability below the original's and then flattens, where gradient ascent runs away. Each
+    forget record weighs ``forget_weight`` retained records and is visited ``forget_passes``
+    times over the run, so the push on one record does not depend on how many records are
+    forgotten with it (fewer passes where the forget set exceeds the run's retained records).
+    Adam's step size decays along a cosine from ``learning_rate`` to zero.
+
+    The budget is a fixed number of steps, with no stopping rule that looks at a membership
+    statistic.
+
+    Attributes:
+        shrink: factor applied to every parameter before the noise, in (0, 1]. Default 0.95.
+        noise: Gaussian noise per weight matrix, relative to its standard deviation, >= 0.
+            Default 0.35.
+        steps: optimizer steps, one retain batch each. Default 40 (about a pass over 5,000
+            retained records; under a tenth of a 20-epoch retrain).
+        batch_size: retained records per step. Default 128.
+        forget_passes: visits of each forget record over the run, > 0. Default 20.
+        forget_weight: weight of one forget record's NPO loss, in retained records, >= 0.
+            Default 1.65.
+        beta: NPO's inverse temperature, > 0. Default 1.0.
+        temperature: softmax temperature of the distillation, > 0. Default 4.0.
+        kl_weight: weight of the distillation term, >= 0. Default 1.0.
+        learning_rate: Adam's initial step size. Default 1e-3.
+        seed: seed of the noise and of the batch order. Default 0.
+    """
+
+    shrink: float = 0.95
+    noise: float = 0.35
+    steps: int = 40
+    batch_size: int = 128
+    forget_passes: float = 20.0
+    forget_weight: float = 1.65
+    beta: float = 1.0
+    temperature: float = 4.0
+    kl_weight: float = 1.0
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _validate(
+            self,
+            lambda: {
+                **_common_checks(self),
+                "shrink": (0.0 < self.shrink <= 1.0, "must be in (0, 1]"),
+                "noise": (self.noise >= 0, "must be >= 0"),
+                "forget_passes": (self.forget_passes > 0, "must be positive"),
+                "forget_weight": (self.forget_weight >= 0, "must be >= 0"),
+                "beta": (self.beta > 0, "must be positive"),
+                "temperature": (self.temperature > 0, "must be positive"),
+                "kl_weight": (self.kl_weight >= 0, "must be >= 0"),
+            },
+        )
+
+
+@dataclass(frozen=True)
 class ScrubSettings:
     """SCRUB (Kurmanji et al., 2023): the original model is a teacher; the student starts as a
     copy and alternates max-steps, which push its outputs on the forget set away from the
@@ -244,6 +310,7 @@ def _common_checks(settings: Any) -> dict[str, tuple[bool, str]]:
 # Each method's settings class, by method name (the method functions are in `methods`).
 METHOD_SETTINGS: dict[str, type] = {
     "finetune": FinetuneSettings,
+    "npo_distill": NpoDistillSettings,
     "neggrad_plus": NegGradPlusSettings,
     "scrub": ScrubSettings,
     "l1_sparse": L1SparseSettings,
