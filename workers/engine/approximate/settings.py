@@ -130,8 +130,8 @@ class NpoDistillSettings:
         shrink: factor applied to every parameter before the noise, in (0, 1]. Default 0.95.
         noise: Gaussian noise per weight matrix, relative to its standard deviation, >= 0.
             Default 0.35.
-        steps: optimizer steps, one retain batch each. Default 40 (about a pass over 5,000
-            retained records; under a tenth of a 20-epoch retrain).
+        steps: optimizer steps, one retain batch each. Default 40 (5,120 retained records:
+            under a tenth of a 20-epoch retrain wherever more than 2,560 records are retained).
         batch_size: retained records per step. Default 128.
         forget_passes: visits of each forget record over the run, > 0. Default 20.
         forget_weight: weight of one forget record's NPO loss, in retained records, >= 0.
