@@ -16,7 +16,13 @@ TERMINAL_JOB = {"succeeded", "failed"}
 # gate then says "inconclusive", never "pass"), and these tests are about what follows a pass.
 # Four references (the fewest), each on a fifth of the people: about four in five people are
 # unseen by the three the gate needs, so the tests pick whom to erase among those.
-GATE_POLICY = {"verification": {"references": 4, "reference_share": 0.2, "margin": 2.0}}
+# The default method's forget weight suits models that memorize their training records; on these
+# small, weakly fitted ones (test accuracy about 0.4) it pushes one person's records beyond
+# unseen ones and the gate refuses, so the tests take a quarter of it.
+GATE_POLICY = {
+    "settings": {"forget_weight": 0.4},
+    "verification": {"references": 4, "reference_share": 0.2, "margin": 2.0},
+}
 
 
 def person_id(prefix: str, subject: int) -> str:
