@@ -113,7 +113,9 @@ class Hold:
             )
         ]
 
-    def wait_blocked(self, *, timeout: float = 60, what: str = "a worker blocked") -> list[int]:
+    # Generous: on a loaded machine a worker can spend a minute between two statements (a
+    # training epoch between heartbeats); the timeout only bounds how long a failure takes.
+    def wait_blocked(self, *, timeout: float = 180, what: str = "a worker blocked") -> list[int]:
         return wait_until(self.blocked, timeout=timeout, what=what)
 
     def release(self) -> None:
