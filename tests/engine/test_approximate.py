@@ -98,41 +98,27 @@ def test_method_forgets_without_wrecking_the_model(toy, name):
     assert not unlearned.training
 
 
-def test_neggrad_plus_noise_spreads_runs_out_and_the_same_seed_repeats(toy):
+def _fixed_steps(name: str, toy: dict) -> int:
+    settings = TOY_SETTINGS[name]
+    if name == "neggrad_plus":
+        return neggrad_steps(
+            settings=settings, forget=len(toy["forget"]), retain=len(toy["retain"])
+        )
+    return settings.steps
+
+
+@pytest.mark.parametrize("name", ["neggrad_plus", "npo_distill"])
+def test_noised_methods_spread_runs_out_and_the_same_seed_repeats(toy, name):
     kwargs = {"model": toy["original"], "forget": toy["forget"], "retain": toy["retain"]}
-    settings = TOY_SETTINGS["neggrad_plus"]
+    settings = TOY_SETTINGS[name]
     reports = []
     first = run_method(
-        name="neggrad_plus",
-        settings=settings,
-        progress=lambda *report: reports.append(report),
-        **kwargs,
+        name=name, settings=settings, progress=lambda *report: reports.append(report), **kwargs
     )
-    again = run_method(name="neggrad_plus", settings=settings, **kwargs)
-    other = run_method(
-        name="neggrad_plus", settings=dataclasses.replace(settings, seed=1), **kwargs
-    )
+    again = run_method(name=name, settings=settings, **kwargs)
+    other = run_method(name=name, settings=dataclasses.replace(settings, seed=1), **kwargs)
     # A fixed budget, the same for every seed; the same seed gives the same model.
-    assert reports[-1][1] == neggrad_steps(
-        settings=settings, forget=len(toy["forget"]), retain=len(toy["retain"])
-    )
-    assert all(torch.equal(v, again.state_dict()[k]) for k, v in first.state_dict().items())
-    assert not all(torch.equal(v, other.state_dict()[k]) for k, v in first.state_dict().items())
-
-
-def test_npo_distill_spreads_runs_out_and_the_same_seed_repeats(toy):
-    kwargs = {"model": toy["original"], "forget": toy["forget"], "retain": toy["retain"]}
-    settings = TOY_SETTINGS["npo_distill"]
-    reports = []
-    first = run_method(
-        name="npo_distill",
-        settings=settings,
-        progress=lambda *report: reports.append(report),
-        **kwargs,
-    )
-    again = run_method(name="npo_distill", settings=settings, **kwargs)
-    other = run_method(name="npo_distill", settings=dataclasses.replace(settings, seed=1), **kwargs)
-    assert reports[-1] == (settings.steps, settings.steps)
+    assert reports[-1] == (_fixed_steps(name, toy), _fixed_steps(name, toy))
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in first.state_dict().items())
     assert not all(torch.equal(v, other.state_dict()[k]) for k, v in first.state_dict().items())
 
