@@ -16,6 +16,7 @@ has no torch.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tempfile
 import time
@@ -49,6 +50,13 @@ def approximate(
     ),
     records: int = typer.Option(
         7000, "--records", min=1000, help="synthetic-purchase records; 70% are for training."
+    ),
+    settings: str = typer.Option(
+        "",
+        "--settings",
+        help="Settings for the one method in --methods, as in a policy's `settings` (JSON, e.g. "
+        "'{\"noise\": 0.5}'); the rest keep their defaults. For comparing settings on tuning "
+        "seeds.",
     ),
     models: int = typer.Option(
         16,
@@ -103,6 +111,7 @@ def approximate(
     unknown_methods = sorted(set(chosen) - set(method_names()))
     if unknown_methods:
         raise typer.BadParameter(f"unknown methods {unknown_methods}", param_hint="--methods")
+    overrides = _method_settings(text=settings, methods=chosen)
     if dataset not in ("synthetic-purchase", "digits"):
         raise typer.BadParameter(f"unknown dataset {dataset!r}", param_hint="--dataset")
     say: Callable[[str], None] = (lambda _line: None) if json_output else typer.echo
@@ -117,6 +126,7 @@ def approximate(
             warm_up=seed == seed_list[0],
             forget=forget,
             methods=chosen,
+            overrides=overrides,
             models=models,
             gate=gate,
             device=target,
@@ -129,6 +139,7 @@ def approximate(
         machine=machine(target),
         torch=torch.__version__,
         references=references,
+        method_settings=settings.strip(),
     )
     if raw:
         report.write_raw(path=raw, setup=setup, collected=collected)
@@ -147,6 +158,7 @@ def _one_seed(
     warm_up: bool,
     forget: list[str],
     methods: list[str],
+    overrides: dict[str, Any],
     models: int,
     gate: Any,
     device: Any,
@@ -230,7 +242,12 @@ def _one_seed(
             collected.observe(context=context, row="control", models=controls, times=None)
         for name in methods:
             _run_method(
-                name=name, original=original, models=models, context=context, collected=collected
+                name=name,
+                settings=overrides.get(name),
+                original=original,
+                models=models,
+                context=context,
+                collected=collected,
             )
         collected.score(context=context)
         say(
@@ -239,12 +256,38 @@ def _one_seed(
         )
 
 
+def _method_settings(*, text: str, methods: list[str]) -> dict[str, Any]:
+    """`--settings` parsed and checked as a policy's settings for the single chosen method."""
+    from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
+
+    if not text.strip():
+        return {}
+    if len(methods) != 1:
+        raise typer.BadParameter("needs exactly one method in --methods", param_hint="--settings")
+    try:
+        overrides = json.loads(text)
+        policy = ApproximatePolicy.from_dict({"method": methods[0], "settings": overrides})
+    except json.JSONDecodeError as problem:
+        raise typer.BadParameter(f"not JSON: {problem.msg}", param_hint="--settings") from None
+    except PolicyError as problem:
+        raise typer.BadParameter(str(problem), param_hint="--settings") from None
+    return {methods[0]: policy.settings}
+
+
 def _run_method(
-    *, name: str, original: Any, models: int, context: report.Context, collected: report.Collected
+    *,
+    name: str,
+    settings: Any,
+    original: Any,
+    models: int,
+    context: report.Context,
+    collected: report.Collected,
 ) -> None:
     from workers.engine.approximate.policy import ApproximatePolicy
     from workers.engine.approximate.settings import settings_type
     from workers.engine.approximate.workflow import unlearn_and_verify
+
+    base = settings if settings is not None else settings_type(name)()
 
     outcomes = [
         unlearn_and_verify(
@@ -255,7 +298,7 @@ def _run_method(
             test=context.test,
             policy=ApproximatePolicy(
                 method=name,
-                settings=dataclasses.replace(settings_type(name)(), seed=run),
+                settings=dataclasses.replace(base, seed=run),
                 verification=context.gate,
             ),
             references=context.references,

@@ -40,12 +40,14 @@ class Setup:
     machine: str
     torch: str
     references: int
+    method_settings: str = ""  # `--settings`, as given
 
     def mergeable_with(self, other: Setup) -> bool:
-        return (self.dataset, self.device, self.references) == (
+        return (self.dataset, self.device, self.references, self.method_settings) == (
             other.dataset,
             other.device,
             other.references,
+            other.method_settings,
         )
 
 

@@ -3,6 +3,7 @@ with their options and JSON output (run here at a toy size)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -28,10 +29,12 @@ def test_bench_sisa_reports_speedup_and_exactness():
     assert {"speedup", "theoretical_speedup", "unlearn_seconds_mean"} <= report.keys()
 
 
-def test_bench_approximate_scores_methods_against_retraining():
+def test_bench_approximate_scores_methods_against_retraining(tmp_path):
+    raw = tmp_path / "run.json"
     rows = _invoke(
         *("approximate", "--records", "1000", "--seeds", "0", "--methods", "finetune"),
         *("--forget", "random20", "--models", "2", "--references", "4"),
+        *("--settings", '{"steps": 50}', "--raw", str(raw)),
     )
     by_method = {row["method"]: row for row in rows}
     assert {"original", "retrain", "finetune"} <= by_method.keys()
@@ -43,6 +46,25 @@ def test_bench_approximate_scores_methods_against_retraining():
     # The retrain row's gate verdicts count the control's retrains too.
     assert by_method["gate:retrain"]["runs"] == 4
     assert by_method["references"]["cpu_s"] > 0
+    ((setup, _),) = read_raw([str(raw)])
+    assert setup.method_settings == '{"steps": 50}'
+
+
+@pytest.mark.parametrize(
+    ("methods", "settings", "message"),
+    [
+        ("finetune", '{"steps": 0}', "steps must be at least 1"),
+        ("finetune", '{"noise": 0.5}', "noise"),
+        ("finetune", "{steps", "not JSON"),
+        ("finetune,npo_distill", '{"steps": 5}', "exactly one method"),
+    ],
+)
+def test_bench_refuses_settings_it_cannot_apply(methods, settings, message):
+    result = CliRunner().invoke(
+        cli, ["bench", "approximate", "--methods", methods, "--settings", settings]
+    )
+    assert result.exit_code == 2
+    assert message in result.output
 
 
 def test_runs_written_raw_merge_into_one_report(tmp_path):
@@ -74,6 +96,8 @@ def test_merge_refuses_runs_made_differently(tmp_path):
     assert CliRunner().invoke(cli, ["bench", "approximate-merge", *files]).exit_code == 2
     with pytest.raises(ValueError, match=r"1\.json: made with other settings"):
         read_raw(files)
+    tuned = dataclasses.replace(read_raw(files[:1])[0][0], method_settings='{"noise": 0.5}')
+    assert not tuned.mergeable_with(read_raw(files[:1])[0][0])
 
 
 def test_bench_refuses_an_unknown_device():

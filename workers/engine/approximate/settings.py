@@ -129,7 +129,7 @@ class NpoDistillSettings:
     Attributes:
         shrink: factor applied to every parameter before the noise, in (0, 1]. Default 0.95.
         noise: Gaussian noise per weight matrix, relative to its standard deviation, >= 0.
-            Default 0.35.
+            Default 0.5.
         steps: optimizer steps, one retain batch each. Default 40 (5,120 retained records:
             under a tenth of a 20-epoch retrain wherever more than 2,560 records are retained).
         batch_size: retained records per step. Default 128.
@@ -137,20 +137,20 @@ class NpoDistillSettings:
         forget_weight: weight of one forget record's NPO loss, in retained records, >= 0.
             Default 1.65.
         beta: NPO's inverse temperature, > 0. Default 1.0.
-        temperature: softmax temperature of the distillation, > 0. Default 4.0.
+        temperature: softmax temperature of the distillation, > 0. Default 2.0.
         kl_weight: weight of the distillation term, >= 0. Default 1.0.
         learning_rate: Adam's initial step size. Default 1e-3.
         seed: seed of the noise and of the batch order. Default 0.
     """
 
     shrink: float = 0.95
-    noise: float = 0.35
+    noise: float = 0.5
     steps: int = 40
     batch_size: int = 128
     forget_passes: float = 20.0
     forget_weight: float = 1.65
     beta: float = 1.0
-    temperature: float = 4.0
+    temperature: float = 2.0
     kl_weight: float = 1.0
     learning_rate: float = 1e-3
     seed: int = 0
