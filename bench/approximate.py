@@ -111,7 +111,7 @@ def approximate(
     unknown_methods = sorted(set(chosen) - set(method_names()))
     if unknown_methods:
         raise typer.BadParameter(f"unknown methods {unknown_methods}", param_hint="--methods")
-    overrides = _method_settings(text=settings, methods=chosen)
+    method_settings = _method_settings(text=settings, methods=chosen)
     if dataset not in ("synthetic-purchase", "digits"):
         raise typer.BadParameter(f"unknown dataset {dataset!r}", param_hint="--dataset")
     say: Callable[[str], None] = (lambda _line: None) if json_output else typer.echo
@@ -125,8 +125,7 @@ def approximate(
             seed=seed,
             warm_up=seed == seed_list[0],
             forget=forget,
-            methods=chosen,
-            overrides=overrides,
+            method_settings=method_settings,
             models=models,
             gate=gate,
             device=target,
@@ -157,8 +156,7 @@ def _one_seed(
     seed: int,
     warm_up: bool,
     forget: list[str],
-    methods: list[str],
-    overrides: dict[str, Any],
+    method_settings: dict[str, Any],
     models: int,
     gate: Any,
     device: Any,
@@ -240,10 +238,10 @@ def _one_seed(
         )
         if controls:
             collected.observe(context=context, row="control", models=controls, times=None)
-        for name in methods:
+        for name, settings in method_settings.items():
             _run_method(
                 name=name,
-                settings=overrides.get(name),
+                settings=settings,
                 original=original,
                 models=models,
                 context=context,
@@ -257,11 +255,13 @@ def _one_seed(
 
 
 def _method_settings(*, text: str, methods: list[str]) -> dict[str, Any]:
-    """`--settings` parsed and checked as a policy's settings for the single chosen method."""
+    """Each chosen method's settings: its defaults, or `--settings` parsed and checked as a
+    policy's settings for the single chosen method."""
     from workers.engine.approximate.policy import ApproximatePolicy, PolicyError
+    from workers.engine.approximate.settings import settings_type
 
     if not text.strip():
-        return {}
+        return {name: settings_type(name)() for name in methods}
     if len(methods) != 1:
         raise typer.BadParameter("needs exactly one method in --methods", param_hint="--settings")
     try:
@@ -284,10 +284,7 @@ def _run_method(
     collected: report.Collected,
 ) -> None:
     from workers.engine.approximate.policy import ApproximatePolicy
-    from workers.engine.approximate.settings import settings_type
     from workers.engine.approximate.workflow import unlearn_and_verify
-
-    base = settings if settings is not None else settings_type(name)()
 
     outcomes = [
         unlearn_and_verify(
@@ -298,7 +295,7 @@ def _run_method(
             test=context.test,
             policy=ApproximatePolicy(
                 method=name,
-                settings=dataclasses.replace(base, seed=run),
+                settings=dataclasses.replace(settings, seed=run),
                 verification=context.gate,
             ),
             references=context.references,

@@ -34,7 +34,8 @@ def test_bench_approximate_scores_methods_against_retraining(tmp_path):
     rows = _invoke(
         *("approximate", "--records", "1000", "--seeds", "0", "--methods", "finetune"),
         *("--forget", "random20", "--models", "2", "--references", "4"),
-        *("--settings", '{"steps": 50}', "--raw", str(raw)),
+        # One step too small to move the model: the runs must score as their original does.
+        *("--settings", '{"steps": 1, "learning_rate": 1e-9}', "--raw", str(raw)),
     )
     by_method = {row["method"]: row for row in rows}
     assert {"original", "retrain", "finetune"} <= by_method.keys()
@@ -46,8 +47,12 @@ def test_bench_approximate_scores_methods_against_retraining(tmp_path):
     # The retrain row's gate verdicts count the control's retrains too.
     assert by_method["gate:retrain"]["runs"] == 4
     assert by_method["references"]["cpu_s"] > 0
-    ((setup, _),) = read_raw([str(raw)])
-    assert setup.method_settings == '{"steps": 50}'
+    ((setup, collected),) = read_raw([str(raw)])
+    assert setup.method_settings == '{"steps": 1, "learning_rate": 1e-9}'
+    figures = ("forget_acc", "retain_acc", "test_acc")
+    original = next(run for run in collected.runs[("random20", "original")] if run["run"] == 0)
+    for run in collected.runs[("random20", "finetune")]:
+        assert [run[f] for f in figures] == [original[f] for f in figures]
 
 
 @pytest.mark.parametrize(
@@ -96,8 +101,8 @@ def test_merge_refuses_runs_made_differently(tmp_path):
     assert CliRunner().invoke(cli, ["bench", "approximate-merge", *files]).exit_code == 2
     with pytest.raises(ValueError, match=r"1\.json: made with other settings"):
         read_raw(files)
-    tuned = dataclasses.replace(read_raw(files[:1])[0][0], method_settings='{"noise": 0.5}')
-    assert not tuned.mergeable_with(read_raw(files[:1])[0][0])
+    ((setup, _),) = read_raw(files[:1])
+    assert not dataclasses.replace(setup, method_settings='{"noise": 0.5}').mergeable_with(setup)
 
 
 def test_bench_refuses_an_unknown_device():
