@@ -21,6 +21,7 @@ def test_defaults_round_trip_through_json():
         "references": 16,
         "reference_share": 0.5,
         "margin": 0.25,
+        "retained_margin": 0.25,
         "confidence": 0.9,
         "seed": 0,
     }
@@ -109,6 +110,10 @@ def test_for_model_picks_the_fallback():
         ({"settings": [1, 2]}, "settings: expected a JSON object, got list"),
         ({"method": "scrub", "settings": {"max_epochs": 9}}, "max_epochs must be in [0, epochs]"),
         ({"verification": {"margin": 0}}, "verification: invalid GateSettings: margin must be"),
+        (
+            {"verification": {"retained_margin": 1.5}},
+            "verification: invalid GateSettings: retained_margin must be",
+        ),
         ({"verification": {"references": 2}}, "references must be at least 4"),
         ({"verification": {"reference_share": 0.9}}, "reference_share must be in [0.2, 0.8]"),
         ({"verification": {"confidence": "high"}}, "confidence must be a number"),

@@ -65,13 +65,32 @@ def test_a_model_that_memorized_its_records_remembers_them(toy):
     verdict = _verify(toy, model=toy["model"], forget=toy["data"].train.subset(slice(0, 150)))
     assert verdict.verdict == "remembers"
     assert verdict.memory.low > SETTINGS.margin
+    assert verdict.retained is not None and verdict.retained.low > SETTINGS.retained_margin
     assert np.mean(verdict.record_z) > 0.5
     assert len(verdict.record_z) == verdict.n_forget == 150 - verdict.unreferenced
+
+
+def test_a_model_retrained_without_the_records_passes_on_the_retained_share(toy):
+    forget = toy["data"].train.subset(slice(0, 150))
+    retrained = train_model(
+        spec=toy["spec"],
+        data=toy["data"].train.without(forget.record_ids),
+        num_classes=10,
+        seed=1,
+        device="cpu",
+    )
+    verdict = _verify(toy, model=retrained, forget=forget)
+    assert verdict.verdict == "pass", verdict.reason
+    assert verdict.retained is not None and verdict.retained_records > 100
+    assert -SETTINGS.retained_margin < verdict.retained.low
+    assert verdict.retained.high < SETTINGS.retained_margin
 
 
 def test_records_the_model_never_saw_pass(toy):
     verdict = _verify(toy, model=toy["model"], forget=toy["data"].test.subset(slice(0, 300)))
     assert verdict.verdict == "pass", verdict.reason
+    # No reference saw a test record: no retained share, the memory excess decides.
+    assert verdict.retained is None and "memory excess decides" in verdict.reason
     for interval in (verdict.memory, verdict.overshoot):
         assert -SETTINGS.margin < interval.low and interval.high < SETTINGS.margin
     assert verdict.resolution < SETTINGS.margin
@@ -110,6 +129,23 @@ def test_decisions_from_the_two_intervals():
     # Both directions at once cannot cancel: each has its own interval.
     assert decide(memory=above, overshoot=above, margin=0.25) == "remembers"
     assert decide(memory=straddling, overshoot=inside, margin=0.25) == "inconclusive"
+
+
+def test_the_retained_share_decides_the_memory_side_when_there_is_one():
+    def i(low: float, high: float) -> Interval:
+        return Interval(estimate=(low + high) / 2, low=low, high=high)
+
+    inside, above = i(-0.1, 0.1), i(0.3, 0.6)
+    # The memory excess passes, the share shows memory: a few records remembered strongly.
+    assert decide(memory=inside, overshoot=inside, margin=0.25, retained=above) == "remembers"
+    assert decide(memory=above, overshoot=inside, margin=0.25, retained=inside) == "pass"
+    assert decide(memory=inside, overshoot=inside, margin=0.25, retained=i(-0.6, -0.3)) == (
+        "over_forgot"
+    )
+    assert decide(memory=inside, overshoot=inside, margin=0.25, retained=i(-0.2, 0.4)) == (
+        "inconclusive"
+    )
+    assert decide(memory=inside, overshoot=above, margin=0.25, retained=inside) == "over_forgot"
 
 
 def test_manifests_say_which_references_saw_an_erased_person_and_only_those_are_rebuilt(toy):

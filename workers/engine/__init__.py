@@ -53,7 +53,8 @@ Approximate unlearning (`workers.engine.approximate`, see its README.md)
                        progress=None) -> ApproximateOutcome
 
 Per-record verification (`workers.engine.verification`)
-    GateSettings(references=16, reference_share=0.5, margin=0.25, confidence=0.9, seed=0)
+    GateSettings(references=16, reference_share=0.5, margin=0.25, retained_margin=0.25,
+                 confidence=0.9, seed=0)
     build_references(*, spec, data, num_classes, settings, store, prefix, device=None,
                      progress=None, epoch_progress=None) -> list[ReferenceManifest]   per version
     carry_references(*, store, source, target, spec, data, num_classes, settings)

@@ -2,7 +2,8 @@
 
 See `workers/engine/approximate/README.md` ("The per-record gate") for the statistics. The API:
 
-    GateSettings(references=16, reference_share=0.5, margin=0.25, confidence=0.90, seed=0)
+    GateSettings(references=16, reference_share=0.5, margin=0.25, retained_margin=0.25,
+                 confidence=0.90, seed=0)
     build_references(*, spec, data, num_classes, settings, store, prefix, device=None,
                      progress=None, epoch_progress=None) -> list[ReferenceManifest]   per version
     carry_references(*, store, source, target, spec, data, num_classes, settings)

@@ -65,4 +65,5 @@ def verify_forgetting(
         holdout_unseen=holdout_unseen,
         margin=settings.margin,
         confidence=settings.confidence,
+        retained_margin=settings.retained_margin,
     )

@@ -23,6 +23,12 @@ class GateSettings:
             member-like deviation and their excess of beyond-unseen deviation, against the
             holdout's, to lie within ``+-margin`` with the interval's confidence. In (0, 2].
             Default 0.25.
+        retained_margin: the equivalence margin of the retained share, the share of a training
+            run's per-record membership signal the model still shows (0: never saw the
+            records, 1: trained on them as the references did). `pass` needs its interval
+            within ``+-retained_margin``; `remembers` needs it wholly above. In (0, 1].
+            Default 0.25. The share needs references on both sides of each record (three
+            that saw it, three that did not); without them the memory excess decides.
         confidence: coverage of the two-sided interval, in [0.5, 0.999). At 0.90 each side of
             the equivalence is tested at 5 %. Default 0.90.
         seed: selects the subjects of each reference model and seeds its training. Default 0.
@@ -31,6 +37,7 @@ class GateSettings:
     references: int = 16
     reference_share: float = 0.5
     margin: float = 0.25
+    retained_margin: float = 0.25
     confidence: float = 0.90
     seed: int = 0
 
@@ -41,6 +48,7 @@ class GateSettings:
                 "references": (self.references >= 4, "must be at least 4"),
                 "reference_share": (0.2 <= self.reference_share <= 0.8, "must be in [0.2, 0.8]"),
                 "margin": (0.0 < self.margin <= 2.0, "must be in (0, 2]"),
+                "retained_margin": (0.0 < self.retained_margin <= 1.0, "must be in (0, 1]"),
                 "confidence": (0.5 <= self.confidence < 0.999, "must be in [0.5, 0.999)"),
             },
         )

@@ -21,16 +21,28 @@ unseen references' spread:
 A record still remembered adds to memory only, one pushed beyond unseen adds to overshoot only,
 so the two directions cannot cancel each other in one pooled number.
 
-Verdict, with margin ``d`` and each excess's two-sided interval at ``confidence`` (a Welch normal
-interval on the difference of two means):
+The retained share. The memory excess averages over records, so a few records memorized
+strongly (a CNN on digits) vanish in it. Where the references allow (three that saw a record and
+three that did not, for at least two records), the memory side is instead the retained share
+(`workers.engine.verification.retained`): how much of a training run's per-record signal the
+model still shows, 0 for never seen, 1 for trained on, judged against its own ``retained_margin``.
+Without it (too few references on one side, as with a small ``reference_share``), the memory
+excess decides, and the reason says so.
 
-* ``pass``: both intervals lie within (-d, d): equivalence shown, each side tested at
+Verdict, with margin ``d`` for the excesses, ``r`` for the retained share, and two-sided
+intervals at ``confidence`` (a Welch normal interval on a difference of two means; the ratio
+estimator's for the share):
+
+* ``pass``: the overshoot's interval within (-d, d), and the retained share's within (-r, r)
+  (or, without it, the memory excess's within (-d, d)): equivalence shown, each side tested at
   (1 - confidence) / 2;
-* ``remembers``: memory's interval lies wholly above d;
-* ``over_forgot``: overshoot's interval lies wholly above d (and memory's does not);
-* ``inconclusive``: anything else: an interval straddles the margin. With few records the
-  intervals are wide (the ``resolution`` figure says how wide they would be with nothing to
-  find), and a pass is impossible when it exceeds d. Never a pass.
+* ``remembers``: the retained share's interval lies wholly above r (without it, the memory
+  excess's above d);
+* ``over_forgot``: the overshoot's interval lies wholly above d, or the retained share's wholly
+  below -r (the records training moves most are pushed below unseen);
+* ``inconclusive``: anything else: an interval straddles its margin. With few records the
+  intervals are wide (the ``resolution`` figure says how wide the excesses' would be with
+  nothing to find). Never a pass.
 """
 
 from __future__ import annotations
@@ -41,6 +53,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from workers.engine.verification.intervals import Interval
+from workers.engine.verification.retained import RetainedShare, retained_share
+
 GateVerdict = Literal["pass", "remembers", "over_forgot", "inconclusive"]
 
 CLIP = 4.0
@@ -48,13 +63,7 @@ MIN_UNSEEN_REFERENCES = 3
 _PRIOR_WEIGHT = 4.0  # pseudo-observations of the holdout's median variance in each spread
 
 
-@dataclass(frozen=True)
-class Interval:
-    """An estimate and its two-sided interval."""
-
-    estimate: float
-    low: float
-    high: float
+__all__ = ["ForgettingVerdict", "GateVerdict", "Interval", "decide", "judge"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,8 @@ class ForgettingVerdict:
     `resolution` is the half-width the intervals would have with this many records and nothing
     to find (from the holdout's spread): the smallest margin a pass could be shown within.
     Forget records that fewer than three references never saw are left out and counted in
-    `unreferenced`.
+    `unreferenced`. `retained` is the retained share (None where the references cannot give
+    it), `retained_signal` its denominator, `retained_records` the forget records it used.
     """
 
     verdict: GateVerdict
@@ -72,6 +82,10 @@ class ForgettingVerdict:
     memory: Interval
     overshoot: Interval
     margin: float
+    retained: Interval | None
+    retained_margin: float
+    retained_signal: float | None
+    retained_records: int
     confidence: float
     resolution: float
     n_forget: int
@@ -144,13 +158,28 @@ def excess(*, forget: np.ndarray, holdout: np.ndarray, confidence: float) -> Int
     )
 
 
-def decide(*, memory: Interval, overshoot: Interval, margin: float) -> GateVerdict:
-    """The verdict from the two intervals (see the module docstring)."""
-    if all(-margin < i.low and i.high < margin for i in (memory, overshoot)):
+def decide(
+    *,
+    memory: Interval,
+    overshoot: Interval,
+    margin: float,
+    retained: Interval | None = None,
+    retained_margin: float = 0.25,
+) -> GateVerdict:
+    """The verdict from the intervals (see the module docstring)."""
+    memory_side, memory_margin = (
+        (memory, margin) if retained is None else (retained, retained_margin)
+    )
+    if (
+        -margin < overshoot.low
+        and overshoot.high < margin
+        and -memory_margin < memory_side.low
+        and memory_side.high < memory_margin
+    ):
         return "pass"
-    if memory.low > margin:
+    if memory_side.low > memory_margin:
         return "remembers"
-    if overshoot.low > margin:
+    if overshoot.low > margin or (retained is not None and retained.high < -retained_margin):
         return "over_forgot"
     return "inconclusive"
 
@@ -166,6 +195,7 @@ def judge(
     holdout_unseen: np.ndarray,
     margin: float,
     confidence: float,
+    retained_margin: float = 0.25,
 ) -> ForgettingVerdict:
     """The verdict from the target's scores ([n]) and the references' ([K, n], with the mask of
     which references never saw each record), for the forget and the holdout records."""
@@ -191,6 +221,7 @@ def judge(
         count=h_count[h_ok],
         prior_variance=prior,
     )
+    retained: RetainedShare | None = None
     if len(z_f) < 2 or len(z_h) < 2:
         nothing = Interval(estimate=float("nan"), low=float("nan"), high=float("nan"))
         memory, overshoot, resolution = nothing, nothing, float("inf")
@@ -211,12 +242,30 @@ def judge(
         resolution = _resolution(
             holdout_parts=(above_h, below_h), n_forget=len(z_f), confidence=confidence
         )
-        verdict = decide(memory=memory, overshoot=overshoot, margin=margin)
+        retained = retained_share(
+            forget_scores=forget_scores[f_ok],
+            reference_scores=forget_reference_scores[:, f_ok],
+            unseen=forget_unseen[:, f_ok],
+            holdout_scores=holdout_scores[h_ok],
+            holdout_reference_scores=holdout_reference_scores[:, h_ok],
+            prior_variance=prior,
+            confidence=confidence,
+        )
+        share = None if retained is None else retained.share
+        verdict = decide(
+            memory=memory,
+            overshoot=overshoot,
+            margin=margin,
+            retained=share,
+            retained_margin=retained_margin,
+        )
         reason = _reason(
             verdict=verdict,
             memory=memory,
             overshoot=overshoot,
             margin=margin,
+            retained=share,
+            retained_margin=retained_margin,
             resolution=resolution,
             n_forget=len(z_f),
         )
@@ -226,6 +275,10 @@ def judge(
         memory=memory,
         overshoot=overshoot,
         margin=margin,
+        retained=None if retained is None else retained.share,
+        retained_margin=retained_margin,
+        retained_signal=None if retained is None else retained.signal,
+        retained_records=0 if retained is None else retained.records,
         confidence=confidence,
         resolution=resolution,
         n_forget=len(z_f),
@@ -256,6 +309,8 @@ def _reason(
     memory: Interval,
     overshoot: Interval,
     margin: float,
+    retained: Interval | None,
+    retained_margin: float,
     resolution: float,
     n_forget: int,
 ) -> str:
@@ -263,15 +318,28 @@ def _reason(
         return f"{name} {i.estimate:+.2f} [{i.low:+.2f}, {i.high:+.2f}]"
 
     figures = f"{show('memory', memory)}, {show('overshoot', overshoot)} sd; margin {margin:.2f}"
+    if retained is None:
+        figures += (
+            "; no retained share (too few references on one side of the records, or no gap "
+            "between the two sides): the memory excess decides"
+        )
+    else:
+        figures += f"; {show('retained share', retained)}, margin {retained_margin:.2f}"
     if verdict == "pass":
         return f"the forget records score like unseen records ({figures})"
     if verdict == "remembers":
         return f"the forget records are still scored like training records ({figures})"
     if verdict == "over_forgot":
         return f"the forget records are pushed beyond unseen records ({figures})"
-    if resolution >= margin:
+    if retained is None and resolution >= margin:
         return (
             f"{n_forget} forget records are too few to show equivalence: the test resolves "
             f"+-{resolution:.2f} sd, wider than the margin ({figures})"
+        )
+    if retained is not None and (retained.high - retained.low) / 2 >= retained_margin:
+        return (
+            f"{n_forget} forget records are too few, for the signal training leaves on them, to "
+            f"show equivalence: the retained share's interval is wider than its margin "
+            f"({figures})"
         )
     return f"an interval straddles the margin ({figures})"
