@@ -117,6 +117,7 @@ class Collected:
                     "verdict": verdict.verdict,
                     "memory": verdict.memory.estimate,
                     "overshoot": verdict.overshoot.estimate,
+                    "retained": None if verdict.retained is None else verdict.retained.estimate,
                     "cpu_s": cpu_s,
                     "wall_s": wall_s,
                     "retrain_cpu_s": c.retrain_cpu_s,
@@ -207,6 +208,8 @@ def summarize(*, dataset: str, collected: Collected, clock: str = "cpu") -> list
         summary["verdicts"] = dict(Counter(verdicts))
         summary["pass_rate"] = verdicts.count("pass") / len(verdicts)
         summary["memory"], _ = _mean_sd([run["memory"] for run in runs])
+        shares = [run["retained"] for run in runs if run.get("retained") is not None]
+        summary["retained"] = _mean_sd(shares)[0] if shares else None
         scores = collected.forgetting.get((forget_set, row), [])
         if scores:
             summary["forgetting_score"], summary["forgetting_score_sd"] = _mean_sd(

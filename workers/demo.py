@@ -305,10 +305,12 @@ def _gate_words(v: dict[str, Any]) -> str:
     """The membership test's verdict in a line: the per-record gate's or the pooled test's."""
     if isinstance(v.get("memory"), dict):
         memory = v["memory"].get("estimate")
+        retained = (v.get("retained") or {}).get("estimate")
+        share = "" if retained is None else f", retained share {retained:+.2f}"
         return (
             f"per-record gate against {v.get('references')} reference models: verdict "
             f"{v.get('verdict')} (memory {float('nan') if memory is None else memory:+.2f}, "
-            f"margin {v.get('margin')})"
+            f"margin {v.get('margin')}{share})"
         )
     return (
         f"membership inference AUC {v.get('auc', float('nan')):.3f} "

@@ -205,9 +205,21 @@ def test_the_model_page_shows_a_held_version_with_its_figures():
     assert 'class="badge badge-held"' in html
 
 
-def _gate(verdict: str, memory: tuple[float, float, float], z: list[float]) -> dict:
+def _gate(
+    verdict: str,
+    memory: tuple[float, float, float],
+    z: list[float],
+    retained: tuple[float, float, float] | None = None,
+) -> dict:
     estimate, low, high = memory
+    share = (
+        None if retained is None else dict(zip(("estimate", "low", "high"), retained, strict=True))
+    )
     return {
+        "retained": share,
+        "retained_margin": 0.25,
+        "retained_signal": None if retained is None else 0.3,
+        "retained_records": 0 if retained is None else len(z) - 1,
         "test": "per_record_references",
         "verdict": verdict,
         "reason": "",
@@ -234,7 +246,9 @@ def test_the_evidence_page_shows_the_per_record_gate_of_a_refused_attempt():
         "kind": "membership_inference",
         "gate": "per_record",
         "references": 8,
-        "verification": _gate("remembers", (0.61, 0.42, 0.80), [3.9, 2.5, 0.1, 4.0]),
+        "verification": _gate(
+            "remembers", (0.61, 0.42, 0.80), [3.9, 2.5, 0.1, 4.0], retained=(0.9, 0.7, 1.1)
+        ),
         "verification_before": _gate("remembers", (1.4, 1.1, 1.7), [4.0] * 4),
     }
     gate = record_gate("The approximate attempt, refused", attempt)
@@ -268,6 +282,9 @@ def test_the_evidence_page_shows_the_per_record_gate_of_a_refused_attempt():
     assert "0.610 (0.420 \u2013 0.800)" in html and "1.400 (1.100 \u2013 1.700)" in html
     assert "against 8 reference models" in html
     assert "2 more left out" in html and "resolution 0.11" in html
+    # The share decided the attempt; the version before had none, shown as a dash.
+    assert "0.900 (0.700 \u2013 1.100)" in html and "from the 3 records" in html
+    assert "<td>\u2014</td>" in html
     assert html.count("<svg") == 1
 
 

@@ -129,6 +129,9 @@ def test_decisions_from_the_two_intervals():
     # Both directions at once cannot cancel: each has its own interval.
     assert decide(memory=above, overshoot=above, margin=0.25) == "remembers"
     assert decide(memory=straddling, overshoot=inside, margin=0.25) == "inconclusive"
+    # Each excess measures one harm: only its upper bound must lie below the margin.
+    assert decide(memory=i(-0.6, -0.3), overshoot=i(-0.5, 0.2), margin=0.25) == "pass"
+    assert decide(memory=inside, overshoot=straddling, margin=0.25) == "inconclusive"
 
 
 def test_the_retained_share_decides_the_memory_side_when_there_is_one():

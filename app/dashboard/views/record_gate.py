@@ -1,6 +1,7 @@
 """The per-record gate's figures on the evidence page: each forgotten record scored against
-reference models that never saw it, summed into a memory and an overshoot excess with their
-intervals (see `workers.engine.verification.verdict`)."""
+reference models that never saw it, summed into a memory and an overshoot excess, and against
+those that saw it too, into the retained share, each with its interval (see
+`workers.engine.verification.verdict`)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ PER_RECORD_TEST = "per_record_references"
 VERDICTS = {
     "pass": (
         "Pass: record by record, the model scores the forgotten records as models that never "
-        "saw them do. Both excesses below lie within the margin, so a memory (or an overshoot) "
-        "larger than the margin is ruled out; a smaller one is not."
+        "saw them do. The figures below lie within their margins, so a memory (or an "
+        "overshoot) larger than the margin is ruled out; a smaller one is not."
     ),
     "remembers": (
         "Remembers: record by record, the model still scores the forgotten records above what "
-        "models that never saw them give (the memory excess lies above the margin). Lethe did "
+        "models that never saw them give (the retained share, or without it the memory "
+        "excess, lies above its margin). Lethe did "
         "not accept this result and retrained the model instead."
     ),
     "over_forgot": (

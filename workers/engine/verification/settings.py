@@ -19,10 +19,10 @@ class GateSettings:
         reference_share: share of the data subjects each reference model trains on, in
             [0.2, 0.8]. Default 0.5 (each record is unseen by half of them).
         margin: the equivalence margin, in standard deviations of the scores that models which
-            never saw a record give it. `pass` needs both the forget records' excess of
-            member-like deviation and their excess of beyond-unseen deviation, against the
-            holdout's, to lie within ``+-margin`` with the interval's confidence. In (0, 2].
-            Default 0.25.
+            never saw a record give it. `pass` needs the forget records' excess of
+            beyond-unseen deviation against the holdout's (and, where there is no retained
+            share, their excess of member-like deviation) to lie within ``+-margin`` with the
+            interval's confidence. In (0, 2]. Default 0.25.
         retained_margin: the equivalence margin of the retained share, the share of a training
             run's per-record membership signal the model still shows (0: never saw the
             records, 1: trained on them as the references did). `pass` needs its interval

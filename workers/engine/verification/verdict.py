@@ -31,11 +31,12 @@ excess decides, and the reason says so.
 
 Verdict, with margin ``d`` for the excesses, ``r`` for the retained share, and two-sided
 intervals at ``confidence`` (a Welch normal interval on a difference of two means; the ratio
-estimator's for the share):
+estimator's for the share). Each excess measures one harm, so only its upper bound must be shown
+below the margin; the share is harmful both ways (above 0 remembered, below pushed past unseen):
 
-* ``pass``: the overshoot's interval within (-d, d), and the retained share's within (-r, r)
-  (or, without it, the memory excess's within (-d, d)): equivalence shown, each side tested at
-  (1 - confidence) / 2;
+* ``pass``: the overshoot's upper bound below d, and the retained share's interval within
+  (-r, r) (or, without it, the memory excess's upper bound below d): equivalence shown, each
+  bound tested at (1 - confidence) / 2;
 * ``remembers``: the retained share's interval lies wholly above r (without it, the memory
   excess's above d);
 * ``over_forgot``: the overshoot's interval lies wholly above d, or the retained share's wholly
@@ -167,19 +168,19 @@ def decide(
     retained_margin: float = 0.25,
 ) -> GateVerdict:
     """The verdict from the intervals (see the module docstring)."""
-    memory_side, memory_margin = (
-        (memory, margin) if retained is None else (retained, retained_margin)
-    )
-    if (
-        -margin < overshoot.low
-        and overshoot.high < margin
-        and -memory_margin < memory_side.low
-        and memory_side.high < memory_margin
-    ):
+    if retained is None:
+        shown_unseen = memory.high < margin
+        remembered = memory.low > margin
+        pushed_below = False
+    else:
+        shown_unseen = -retained_margin < retained.low and retained.high < retained_margin
+        remembered = retained.low > retained_margin
+        pushed_below = retained.high < -retained_margin
+    if shown_unseen and overshoot.high < margin:
         return "pass"
-    if memory_side.low > memory_margin:
+    if remembered:
         return "remembers"
-    if overshoot.low > margin or (retained is not None and retained.high < -retained_margin):
+    if overshoot.low > margin or pushed_below:
         return "over_forgot"
     return "inconclusive"
 
