@@ -15,7 +15,9 @@ TERMINAL_JOB = {"succeeded", "failed"}
 # margin: one person's 15-40 records are too few for the default margin of 0.25 spreads (the
 # gate then says "inconclusive", never "pass"), and these tests are about what follows a pass.
 # Four references (the fewest), each on a fifth of the people: about four in five people are
-# unseen by the three the gate needs, so the tests pick whom to erase among those.
+# unseen by the three the gate needs, so the tests pick whom to erase among those. At most one
+# reference saw such a person, too few for the retained share (three on each side): the memory
+# excess decides, with the same margin.
 # The default method's forget weight suits models that memorize their training records; on these
 # small, weakly fitted ones (test accuracy about 0.4) it pushes one person's records beyond
 # unseen ones and the gate refuses, so the tests take a quarter of it.

@@ -81,7 +81,10 @@ def _onto_reference_scale(
 ) -> np.ndarray | None:
     """`scores` mapped by the line that takes this model's holdout scores to the references'
     mean there; None when the line is flat (the model's scores do not follow the records)."""
-    slope, intercept = np.polyfit(holdout_reference_mean, holdout_scores, 1)
+    try:
+        slope, intercept = np.polyfit(holdout_reference_mean, holdout_scores, 1)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
     if not np.isfinite(slope) or slope < _MIN_SLOPE:
         return None
     mapped: np.ndarray = (scores - intercept) / slope

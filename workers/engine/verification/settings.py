@@ -21,7 +21,7 @@ class GateSettings:
         margin: the equivalence margin, in standard deviations of the scores that models which
             never saw a record give it. `pass` needs the forget records' excess of
             beyond-unseen deviation against the holdout's (and, where there is no retained
-            share, their excess of member-like deviation) to lie within ``+-margin`` with the
+            share, their excess of member-like deviation) to lie below ``margin`` with the
             interval's confidence. In (0, 2]. Default 0.25.
         retained_margin: the equivalence margin of the retained share, the share of a training
             run's per-record membership signal the model still shows (0: never saw the
