@@ -26,6 +26,7 @@ left-out reference is mapped the same way against the others.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -129,7 +130,8 @@ def retained_share(
         if mapped is not None:
             fit = _fit(scores=scores, unseen=mask, include=others, prior=prior_variance)
             left_out[k] = _log_ratio(scores=mapped, fit=fit)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a record no reference could score
         unseen_level = np.nanmean(np.where(mask, left_out, np.nan), axis=0)
         trained_level = np.nanmean(np.where(~mask, left_out, np.nan), axis=0)
     fit = _fit(scores=scores, unseen=mask, include=everyone, prior=prior_variance)
