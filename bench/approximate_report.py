@@ -262,8 +262,9 @@ def gate_summary(*, dataset: str, collected: Collected) -> list[dict[str, Any]]:
                 "verdicts": dict(counts),
                 "inconclusive_share": counts["inconclusive"] / len(verdicts),
                 "pass_share": counts["pass"] / len(verdicts),
-                "pass_where_decided": counts["pass"] / decided if decided else float("nan"),
-                "fail_where_decided": 1 - counts["pass"] / decided if decided else float("nan"),
+                # None, not NaN, when every run was inconclusive: the rows are strict JSON.
+                "pass_where_decided": counts["pass"] / decided if decided else None,
+                "fail_where_decided": 1 - counts["pass"] / decided if decided else None,
             }
         )
     return out
@@ -334,11 +335,12 @@ def gate_table(*, dataset: str, rows: list[dict[str, Any]]) -> str:
     ]
     for row in sorted(rows, key=lambda r: (r["forget_set"], r["method"])):
         v = row["verdicts"]
+        failed = row["fail_where_decided"]
         lines.append(
             f"| {row['forget_set']} | {row['method'].removeprefix('gate:')} | {row['runs']} "
             f"| {v.get('pass', 0)} | {v.get('remembers', 0)} | {v.get('over_forgot', 0)} "
             f"| {v.get('inconclusive', 0)} ({row['inconclusive_share']:.0%}) "
-            f"| {row['fail_where_decided']:.0%} |"
+            f"| {'—' if failed is None else f'{failed:.0%}'} |"
         )
     return "\n".join(lines)
 

@@ -129,3 +129,23 @@ def test_bench_lm_scores_every_method_against_the_retrained_reference(tmp_path):
     for row in rows.values():
         assert row["forgotten_people"] == 1
         assert 0.0 <= row["mia_auc"] <= 1.0 and 0.0 <= row["forget_probability"] <= 1.0
+
+
+def test_the_gate_summary_says_so_when_no_run_was_decided():
+    from bench.approximate_report import Collected, gate_summary, gate_table
+
+    collected = Collected(
+        runs={
+            ("random20", "retrain"): [{"verdict": "inconclusive"}],
+            ("random20", "control"): [{"verdict": "inconclusive"}],
+            ("random20", "original"): [{"verdict": "remembers"}, {"verdict": "inconclusive"}],
+        }
+    )
+    rows = gate_summary(dataset="digits", collected=collected)
+    by_method = {row["method"]: row for row in rows}
+    assert by_method["gate:retrain"]["fail_where_decided"] is None
+    assert by_method["gate:original"]["fail_where_decided"] == 1.0
+    json.dumps(rows, allow_nan=False)  # strict JSON, as `--json` prints it
+    table = gate_table(dataset="digits", rows=rows)
+    assert "| random20 | retrain | 2 | 0 | 0 | 0 | 2 (100%) | \u2014 |" in table
+    assert "| random20 | original | 2 | 0 | 1 | 0 | 1 (50%) | 100% |" in table
