@@ -118,37 +118,39 @@ def test_each_record_is_compared_only_with_references_that_never_saw_it(toy):
         assert unseen == SETTINGS.references - len(holding)
 
 
-def test_decisions_from_the_two_intervals():
-    def i(low: float, high: float) -> Interval:
-        return Interval(estimate=(low + high) / 2, low=low, high=high)
+def i(low: float, high: float) -> Interval:
+    return Interval(estimate=(low + high) / 2, low=low, high=high)
 
-    inside, above, straddling = i(-0.1, 0.1), i(0.3, 0.6), i(0.1, 0.4)
-    assert decide(memory=inside, overshoot=inside, margin=0.25) == "pass"
-    assert decide(memory=above, overshoot=inside, margin=0.25) == "remembers"
-    assert decide(memory=i(-0.6, -0.3), overshoot=above, margin=0.25) == "over_forgot"
+
+def verdict_of(memory: Interval, overshoot: Interval, retained: Interval | None = None) -> str:
+    """`decide` at margins of 0.25 for the excesses and the share."""
+    return decide(
+        memory=memory, overshoot=overshoot, margin=0.25, retained=retained, retained_margin=0.25
+    )
+
+
+INSIDE, ABOVE, STRADDLING = i(-0.1, 0.1), i(0.3, 0.6), i(0.1, 0.4)
+
+
+def test_decisions_from_the_two_intervals():
+    assert verdict_of(INSIDE, INSIDE) == "pass"
+    assert verdict_of(ABOVE, INSIDE) == "remembers"
+    assert verdict_of(i(-0.6, -0.3), ABOVE) == "over_forgot"
     # Both directions at once cannot cancel: each has its own interval.
-    assert decide(memory=above, overshoot=above, margin=0.25) == "remembers"
-    assert decide(memory=straddling, overshoot=inside, margin=0.25) == "inconclusive"
+    assert verdict_of(ABOVE, ABOVE) == "remembers"
+    assert verdict_of(STRADDLING, INSIDE) == "inconclusive"
     # Each excess measures one harm: only its upper bound must lie below the margin.
-    assert decide(memory=i(-0.6, -0.3), overshoot=i(-0.5, 0.2), margin=0.25) == "pass"
-    assert decide(memory=inside, overshoot=straddling, margin=0.25) == "inconclusive"
+    assert verdict_of(i(-0.6, -0.3), i(-0.5, 0.2)) == "pass"
+    assert verdict_of(INSIDE, STRADDLING) == "inconclusive"
 
 
 def test_the_retained_share_decides_the_memory_side_when_there_is_one():
-    def i(low: float, high: float) -> Interval:
-        return Interval(estimate=(low + high) / 2, low=low, high=high)
-
-    inside, above = i(-0.1, 0.1), i(0.3, 0.6)
     # The memory excess passes, the share shows memory: a few records remembered strongly.
-    assert decide(memory=inside, overshoot=inside, margin=0.25, retained=above) == "remembers"
-    assert decide(memory=above, overshoot=inside, margin=0.25, retained=inside) == "pass"
-    assert decide(memory=inside, overshoot=inside, margin=0.25, retained=i(-0.6, -0.3)) == (
-        "over_forgot"
-    )
-    assert decide(memory=inside, overshoot=inside, margin=0.25, retained=i(-0.2, 0.4)) == (
-        "inconclusive"
-    )
-    assert decide(memory=inside, overshoot=above, margin=0.25, retained=inside) == "over_forgot"
+    assert verdict_of(INSIDE, INSIDE, retained=ABOVE) == "remembers"
+    assert verdict_of(ABOVE, INSIDE, retained=INSIDE) == "pass"
+    assert verdict_of(INSIDE, INSIDE, retained=i(-0.6, -0.3)) == "over_forgot"
+    assert verdict_of(INSIDE, INSIDE, retained=i(-0.2, 0.4)) == "inconclusive"
+    assert verdict_of(INSIDE, ABOVE, retained=INSIDE) == "over_forgot"
 
 
 def test_manifests_say_which_references_saw_an_erased_person_and_only_those_are_rebuilt(toy):

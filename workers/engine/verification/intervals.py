@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 
 @dataclass(frozen=True)
@@ -12,3 +13,11 @@ class Interval:
     estimate: float
     low: float
     high: float
+
+
+def normal_interval(*, estimate: float, error: float, confidence: float) -> Interval:
+    """`estimate` +- the normal quantile of two-sided `confidence` times its standard error."""
+    quantile = NormalDist().inv_cdf(0.5 + confidence / 2)
+    return Interval(
+        estimate=estimate, low=estimate - quantile * error, high=estimate + quantile * error
+    )

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 
-from workers.engine.verification.intervals import Interval
+from workers.engine.verification.intervals import Interval, normal_interval
+from workers.engine.verification.moments import masked_moments, shrunk_spread
 
 MIN_EACH_SIDE = 3  # references that saw a record and that did not, before leaving one out
 CLIP = 4.0
-_PRIOR_WEIGHT = 4.0
 _MIN_SLOPE = 0.05
 
 
@@ -58,15 +57,15 @@ class _Fit:
 
 
 def _fit(*, scores: np.ndarray, unseen: np.ndarray, include: np.ndarray, prior: float) -> _Fit:
-    trained_mask, unseen_mask = (~unseen) & include[:, None], unseen & include[:, None]
-    n_trained, n_unseen = trained_mask.sum(axis=0), unseen_mask.sum(axis=0)
-    trained = np.where(trained_mask, scores, 0.0).sum(axis=0) / n_trained
-    unseen_mean = np.where(unseen_mask, scores, 0.0).sum(axis=0) / n_unseen
-    squares = np.where(trained_mask, (scores - trained) ** 2, 0.0).sum(axis=0) + np.where(
-        unseen_mask, (scores - unseen_mean) ** 2, 0.0
-    ).sum(axis=0)
+    trained, trained_variance, n_trained = masked_moments(
+        reference_scores=scores, mask=(~unseen) & include[:, None]
+    )
+    unseen_mean, unseen_variance, n_unseen = masked_moments(
+        reference_scores=scores, mask=unseen & include[:, None]
+    )
     dof = n_trained + n_unseen - 2
-    spread = np.sqrt((squares + _PRIOR_WEIGHT * prior) / (dof + _PRIOR_WEIGHT))
+    pooled = ((n_trained - 1) * trained_variance + (n_unseen - 1) * unseen_variance) / dof
+    spread = shrunk_spread(variance=pooled, dof=dof, prior_variance=prior)
     return _Fit(trained=trained, unseen=unseen_mean, spread=spread)
 
 
@@ -142,10 +141,12 @@ def retained_share(
     if len(d) < 2 or g.mean() <= 0:
         return None
     share = float(d.mean() / g.mean())
-    error = float((d - share * g).std(ddof=1) / np.sqrt(len(d)) / g.mean())
-    quantile = NormalDist().inv_cdf(0.5 + confidence / 2)
     return RetainedShare(
-        share=Interval(estimate=share, low=share - quantile * error, high=share + quantile * error),
+        share=normal_interval(
+            estimate=share,
+            error=float((d - share * g).std(ddof=1) / np.sqrt(len(d)) / g.mean()),
+            confidence=confidence,
+        ),
         signal=float(g.mean()),
         records=len(d),
     )

@@ -54,14 +54,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from workers.engine.verification.intervals import Interval
+from workers.engine.verification.intervals import Interval, normal_interval
+from workers.engine.verification.moments import masked_moments, shrunk_spread
 from workers.engine.verification.retained import RetainedShare, retained_share
 
 GateVerdict = Literal["pass", "remembers", "over_forgot", "inconclusive"]
 
 CLIP = 4.0
 MIN_UNSEEN_REFERENCES = 3
-_PRIOR_WEIGHT = 4.0  # pseudo-observations of the holdout's median variance in each spread
 
 
 __all__ = ["ForgettingVerdict", "GateVerdict", "Interval", "decide", "judge"]
@@ -119,19 +119,6 @@ def _finite(document: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def unseen_moments(
-    *, reference_scores: np.ndarray, unseen: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per record (columns): mean and variance of the scores of the references that never saw
-    it, and how many there are. [K, n] scores and mask in; NaN where fewer than two."""
-    count = unseen.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(unseen, reference_scores, 0.0).sum(axis=0) / count
-        squares = np.where(unseen, (reference_scores - mean) ** 2, 0.0).sum(axis=0)
-        variance = np.where(count >= 2, squares / np.maximum(count - 1, 1), np.nan)
-    return mean, variance, count
-
-
 def standardized_scores(
     *,
     target: np.ndarray,
@@ -141,9 +128,9 @@ def standardized_scores(
     prior_variance: float,
 ) -> np.ndarray:
     """z per record: the target's score against the unseen references', clipped to +-CLIP."""
-    dof = np.maximum(count - 1, 0)
-    own = np.nan_to_num(variance, nan=prior_variance)
-    spread = np.sqrt((dof * own + _PRIOR_WEIGHT * prior_variance) / (dof + _PRIOR_WEIGHT))
+    spread = shrunk_spread(
+        variance=variance, dof=np.maximum(count - 1, 0), prior_variance=prior_variance
+    )
     z = (np.asarray(target, dtype=np.float64) - mean) / spread
     clipped: np.ndarray = np.clip(z, -CLIP, CLIP)
     return clipped
@@ -151,11 +138,10 @@ def standardized_scores(
 
 def excess(*, forget: np.ndarray, holdout: np.ndarray, confidence: float) -> Interval:
     """Difference of two means with its Welch normal interval."""
-    quantile = NormalDist().inv_cdf(0.5 + confidence / 2)
-    estimate = float(forget.mean() - holdout.mean())
-    error = float(np.sqrt(forget.var(ddof=1) / len(forget) + holdout.var(ddof=1) / len(holdout)))
-    return Interval(
-        estimate=estimate, low=estimate - quantile * error, high=estimate + quantile * error
+    return normal_interval(
+        estimate=float(forget.mean() - holdout.mean()),
+        error=float(np.sqrt(forget.var(ddof=1) / len(forget) + holdout.var(ddof=1) / len(holdout))),
+        confidence=confidence,
     )
 
 
@@ -164,8 +150,8 @@ def decide(
     memory: Interval,
     overshoot: Interval,
     margin: float,
-    retained: Interval | None = None,
-    retained_margin: float = 0.25,
+    retained: Interval | None,
+    retained_margin: float,
 ) -> GateVerdict:
     """The verdict from the intervals (see the module docstring)."""
     if retained is None:
@@ -196,15 +182,15 @@ def judge(
     holdout_unseen: np.ndarray,
     margin: float,
     confidence: float,
-    retained_margin: float = 0.25,
+    retained_margin: float,
 ) -> ForgettingVerdict:
     """The verdict from the target's scores ([n]) and the references' ([K, n], with the mask of
     which references never saw each record), for the forget and the holdout records."""
-    f_mean, f_var, f_count = unseen_moments(
-        reference_scores=forget_reference_scores, unseen=forget_unseen
+    f_mean, f_var, f_count = masked_moments(
+        reference_scores=forget_reference_scores, mask=forget_unseen
     )
-    h_mean, h_var, h_count = unseen_moments(
-        reference_scores=holdout_reference_scores, unseen=holdout_unseen
+    h_mean, h_var, h_count = masked_moments(
+        reference_scores=holdout_reference_scores, mask=holdout_unseen
     )
     f_ok, h_ok = f_count >= MIN_UNSEEN_REFERENCES, h_count >= MIN_UNSEEN_REFERENCES
     prior = float(np.nanmedian(h_var[h_ok])) if h_ok.any() else float("nan")
@@ -223,6 +209,7 @@ def judge(
         prior_variance=prior,
     )
     retained: RetainedShare | None = None
+    share: Interval | None = None
     if len(z_f) < 2 or len(z_h) < 2:
         nothing = Interval(estimate=float("nan"), low=float("nan"), high=float("nan"))
         memory, overshoot, resolution = nothing, nothing, float("inf")
@@ -276,7 +263,7 @@ def judge(
         memory=memory,
         overshoot=overshoot,
         margin=margin,
-        retained=None if retained is None else retained.share,
+        retained=share,
         retained_margin=retained_margin,
         retained_signal=None if retained is None else retained.signal,
         retained_records=0 if retained is None else retained.records,
