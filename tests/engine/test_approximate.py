@@ -10,7 +10,7 @@ import torch
 
 from workers.engine.approximate.methods import get_method, run_method
 from workers.engine.approximate.neggrad import add_weight_noise, neggrad_steps
-from workers.engine.approximate.npo_distill import npo_losses
+from workers.engine.approximate.npo_distill import npo_losses, npo_schedule
 from workers.engine.approximate.policy import ApproximatePolicy
 from workers.engine.approximate.settings import (
     FinetuneSettings,
@@ -104,6 +104,8 @@ def _fixed_steps(name: str, toy: dict) -> int:
         return neggrad_steps(
             settings=settings, forget=len(toy["forget"]), retain=len(toy["retain"])
         )
+    if name == "npo_distill":
+        return npo_schedule(settings=settings, retain=len(toy["retain"]))[0]
     return settings.steps
 
 
@@ -157,6 +159,16 @@ def test_the_budget_is_capped_at_a_share_of_a_pass_over_retained_records():
     settings = NegGradPlusSettings(forget_epochs=20, max_retain_passes=1.5)
     assert neggrad_steps(settings=settings, forget=64, retain=12_800) == 40  # 20 passes x 2
     assert neggrad_steps(settings=settings, forget=640, retain=12_800) == 150  # 1.5 x 100
+
+
+def test_npo_distill_shortens_its_run_on_a_small_retained_set_with_larger_steps():
+    settings = NpoDistillSettings(steps=40, max_retain_passes=1.0, learning_rate=1e-3)
+    # 100 batches a pass: the 40 steps fit, at the set learning rate.
+    assert npo_schedule(settings=settings, retain=12_800) == (40, 1e-3)
+    # 9 batches a pass: 9 steps, each larger, so that the shorter run still repairs the noise.
+    steps, learning_rate = npo_schedule(settings=settings, retain=1_060)
+    assert steps == 9
+    assert learning_rate == pytest.approx(1e-3 * (40 / 9) ** 0.5)
 
 
 def test_verdict_fails_the_original_and_passes_a_retrained_reference(toy):

@@ -98,6 +98,7 @@ def test_for_model_picks_the_fallback():
         ({"settings": {"noise": -0.1}}, "noise must be >= 0"),
         ({"settings": {"shrink": 0}}, "shrink must be in (0, 1]"),
         ({"settings": {"beta": 0}}, "beta must be positive"),
+        ({"settings": {"max_retain_passes": -1}}, "max_retain_passes must be positive"),
         (
             {"method": "neggrad_plus", "settings": {"max_retain_passes": 0}},
             "max_retain_passes must be positive",

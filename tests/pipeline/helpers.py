@@ -20,9 +20,11 @@ TERMINAL_JOB = {"succeeded", "failed"}
 # excess decides, with the same margin.
 # The default method's forget weight suits models that memorize their training records; on these
 # small, weakly fitted ones (test accuracy about 0.4) it pushes one person's records beyond
-# unseen ones and the gate refuses, so the tests take a quarter of it.
+# unseen ones and the gate refuses, so the tests take a quarter of it. A run of one pass over
+# their 1,050 training records does not repair the method's noise on them (test accuracy fell
+# 13 points, past the policy's 5), so the tests allow five passes: the default 40 steps.
 GATE_POLICY = {
-    "settings": {"forget_weight": 0.4},
+    "settings": {"forget_weight": 0.4, "max_retain_passes": 5.0},
     "verification": {"references": 4, "reference_share": 0.2, "margin": 2.0},
 }
 

@@ -65,6 +65,12 @@ def batches_per_pass(count: int, batch_size: int) -> int:
     return -(-count // batch_size)
 
 
+def retain_pass_steps(*, passes: float, retain: int, batch_size: int) -> int:
+    """Steps that `passes` passes over `retain` records in batches of `batch_size` take (at
+    least one): the cap that keeps a method's run a fixed share of a retrain."""
+    return max(1, round(passes * batches_per_pass(retain, batch_size)))
+
+
 def make_optimizer(
     *, parameters: list[nn.Parameter], name: str, learning_rate: float
 ) -> torch.optim.Optimizer:

@@ -16,6 +16,7 @@ from workers.engine.approximate.loops import (
     make_optimizer,
     model_device,
     on_device,
+    retain_pass_steps,
     working_copy,
 )
 from workers.engine.approximate.settings import NegGradPlusSettings
@@ -42,7 +43,9 @@ def neggrad_steps(*, settings: NegGradPlusSettings, forget: int, retain: int) ->
     """Steps of one run: ``forget_epochs`` passes over the forget set, capped at
     ``max_retain_passes`` passes over the retained records."""
     wanted = settings.forget_epochs * batches_per_pass(forget, settings.forget_batch_size)
-    cap = max(1, round(settings.max_retain_passes * batches_per_pass(retain, settings.batch_size)))
+    cap = retain_pass_steps(
+        passes=settings.max_retain_passes, retain=retain, batch_size=settings.batch_size
+    )
     return min(wanted, cap)
 
 

@@ -130,8 +130,11 @@ class NpoDistillSettings:
         shrink: factor applied to every parameter before the noise, in (0, 1]. Default 0.95.
         noise: Gaussian noise per weight matrix, relative to its standard deviation, >= 0.
             Default 0.5.
-        steps: optimizer steps, one retain batch each. Default 40 (5,120 retained records:
-            under a tenth of a 20-epoch retrain wherever more than 2,560 records are retained).
+        steps: optimizer steps, one retain batch each. Default 40.
+        max_retain_passes: caps the steps at this many passes over the retained records in
+            retain batches, > 0; a run the cap shortens takes larger steps (the learning rate
+            times the square root of the cut). Default 1.0, binding below 4,993 retained
+            records: a pass is a twentieth of a 20-epoch retrain, however small the data.
         batch_size: retained records per step. Default 128.
         forget_passes: visits of each forget record over the run, > 0. Default 20.
         forget_weight: weight of one forget record's NPO loss, in retained records, >= 0.
@@ -146,6 +149,7 @@ class NpoDistillSettings:
     shrink: float = 0.95
     noise: float = 0.5
     steps: int = 40
+    max_retain_passes: float = 1.0
     batch_size: int = 128
     forget_passes: float = 20.0
     forget_weight: float = 1.65
@@ -162,6 +166,7 @@ class NpoDistillSettings:
                 **_common_checks(self),
                 "shrink": (0.0 < self.shrink <= 1.0, "must be in (0, 1]"),
                 "noise": (self.noise >= 0, "must be >= 0"),
+                "max_retain_passes": (self.max_retain_passes > 0, "must be positive"),
                 "forget_passes": (self.forget_passes > 0, "must be positive"),
                 "forget_weight": (self.forget_weight >= 0, "must be >= 0"),
                 "beta": (self.beta > 0, "must be positive"),
