@@ -118,6 +118,8 @@ class Collected:
                     "memory": verdict.memory.estimate,
                     "overshoot": verdict.overshoot.estimate,
                     "retained": None if verdict.retained is None else verdict.retained.estimate,
+                    "retained_low": None if verdict.retained is None else verdict.retained.low,
+                    "retained_high": None if verdict.retained is None else verdict.retained.high,
                     "cpu_s": cpu_s,
                     "wall_s": wall_s,
                     "retrain_cpu_s": c.retrain_cpu_s,
