@@ -1,10 +1,10 @@
 """Settings of the approximate unlearning methods: frozen dataclasses, validated on creation.
 
-Budgets are counted in optimizer steps, or in passes over the forget set; `neggrad_plus` also
-caps its steps at a share of a pass over the retained records, so that it stays a fixed small
-fraction of a retrain. `METHOD_SETTINGS` names each method's settings class; this module imports
-no torch, so the API validates a model's policy without PyTorch. Defaults were chosen on the
-benchmark's tuning seeds (see README.md).
+Budgets are counted in optimizer steps, or in passes over the forget set; `neggrad_plus` and
+`npo_distill` also cap their steps at a number of passes over the retained records, so that they
+stay a fixed small fraction of a retrain. `METHOD_SETTINGS` names each method's settings class;
+this module imports no torch, so the API validates a model's policy without PyTorch. Defaults
+were chosen on the benchmark's tuning seeds (see README.md).
 """
 
 from __future__ import annotations
