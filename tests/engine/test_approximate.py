@@ -228,6 +228,28 @@ def test_with_reference_models_the_per_record_gate_decides(toy, tmp_path):
     assert len(data["verification"]["record_z"]) == data["verification"]["n_forget"]
 
 
+def test_the_pooled_test_may_gate_a_mitigation_but_never_closes_a_request(toy):
+    dataset = toy["dataset"]
+
+    def attempt(*, closes_request: bool):
+        return unlearn_and_verify(
+            model=toy["original"],
+            forget=toy["forget"],
+            retain=toy["retain"],
+            holdout=dataset.holdout,
+            test=dataset.test,
+            policy=ApproximatePolicy(method="finetune", settings=FinetuneSettings(steps=1)),
+            closes_request=closes_request,
+        )
+
+    refusal = "the pooled test cannot close a request"
+    assert not any(refusal in reason for reason in attempt(closes_request=False).reasons)
+    closing = attempt(closes_request=True)
+    assert closing.fallback_needed and closing.fallback == "retrain"
+    assert refusal in closing.reasons[-1]
+    assert refusal in closing.to_dict()["reasons"][-1]
+
+
 def test_a_broken_model_falls_back_even_if_the_membership_test_passes(toy):
     dataset = toy["dataset"]
     wrecking = FinetuneSettings(steps=50, learning_rate=50.0, optimizer="sgd")

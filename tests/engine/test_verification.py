@@ -7,9 +7,11 @@ import sys
 import numpy as np
 import pytest
 
+from workers.engine.approximate.workflow import closing_refusal
 from workers.engine.architectures import get_architecture
 from workers.engine.artifacts import LocalArtifactStore
 from workers.engine.data import synthetic_purchase
+from workers.engine.mia import membership_test
 from workers.engine.training import train_model
 from workers.engine.verification.gate import verify_forgetting
 from workers.engine.verification.manifests import (
@@ -20,6 +22,7 @@ from workers.engine.verification.manifests import (
     stored_references,
 )
 from workers.engine.verification.references import (
+    ReferenceSet,
     build_references,
     carry_references,
     load_references,
@@ -116,6 +119,34 @@ def test_each_record_is_compared_only_with_references_that_never_saw_it(toy):
     for record_id, unseen in zip(verdict.record_ids, verdict.record_unseen_references, strict=True):
         holding = references_holding(manifests=toy["manifests"], erased_record_ids=[record_id])
         assert unseen == SETTINGS.references - len(holding)
+
+
+def test_a_request_closes_only_on_the_gate_its_policy_chose(toy):
+    forget = toy["data"].train.subset(slice(0, 150))
+    whole = _verify(toy, model=toy["model"], forget=forget)
+    assert whole.retained is not None
+    assert closing_refusal(verification=whole, settings=SETTINGS) is None
+    # Earlier erasures purged half the references: no record has three on each side left.
+    kept = ReferenceSet(
+        manifests=toy["references"].manifests[:4], models=toy["references"].models[:4]
+    )
+    thinned = verify_forgetting(
+        model=toy["model"],
+        forget=forget,
+        holdout=toy["data"].holdout,
+        references=kept,
+        settings=SETTINGS,
+    )
+    assert thinned.retained is None and thinned.references == 4
+    refusal = closing_refusal(verification=thinned, settings=SETTINGS)
+    assert refusal is not None and "4 of the policy's 8 reference models" in refusal
+    # A policy whose references never give the share chose the memory excess.
+    excess_only = GateSettings(references=8, reference_share=0.2)
+    assert SETTINGS.gives_retained_share and not excess_only.gives_retained_share
+    assert closing_refusal(verification=thinned, settings=excess_only) is None
+    pooled = membership_test(model=toy["model"], forget=forget, holdout=toy["data"].holdout)
+    refusal = closing_refusal(verification=pooled, settings=SETTINGS)
+    assert refusal is not None and "pooled test cannot close" in refusal
 
 
 def i(low: float, high: float) -> Interval:

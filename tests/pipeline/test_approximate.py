@@ -4,7 +4,8 @@ an approximate certificate, and its failed check falls back to retraining in the
 
 Each exact version has reference models for the gate: built with it, used by its mitigations,
 purged with the records they trained on and counted on the certificate, carried or rebuilt for
-the next version; a version without them is gated by the pooled test, and says so."""
+the next version; a version without them, or with too few left for the gate its policy chose,
+never closes a request: the job retrains."""
 
 from __future__ import annotations
 
@@ -298,9 +299,16 @@ def test_a_request_spanning_models_records_each_fallback(api, headers, purchases
     assert _actions(api, headers, request_id).count("erasure_request.fallback") == 1
 
 
-def test_a_version_without_references_is_gated_by_the_pooled_test_and_says_so(
-    api, headers, purchases, celery_worker
-):
+def _fallback_reason(api, headers, request_id: str) -> str:
+    events = api.get(f"/v1/erasure-requests/{request_id}/events", headers=headers).json()
+    [fallback] = [e for e in events if e["action"] == "erasure_request.fallback"]
+    return fallback["data"]["reason"]
+
+
+def _erase_with_references_left(api, headers, purchases, *, policy: dict, keep: int):
+    """Train a `finalize: approximate` model, delete all but `keep` of its version's reference
+    models (as earlier erasures' purges would), erase one person; the completed request and
+    the now active version."""
     from workers.pipeline.storage import artifact_store
 
     model = create_model(
@@ -310,23 +318,52 @@ def test_a_version_without_references_is_gated_by_the_pooled_test_and_says_so(
         strategy="approximate",
         finalize="approximate",
         epochs=5,
-        approximate_policy={"verification": {"references": 4, "reference_share": 0.2}},
+        approximate_policy=policy,
     )
     trained = train(api, headers, model["id"])
     prefix = refs.version_row(trained["result_version_id"]).manifest["references_prefix"]
-    for key in artifact_store().list(prefix=f"{prefix}/"):  # as if purged, not yet rebuilt
-        artifact_store().delete(key=key)
-
+    for key in artifact_store().list(prefix=f"{prefix}/"):
+        if int(key.rsplit("/", 1)[1].split(".")[0]) >= keep:
+            artifact_store().delete(key=key)
     [person] = people(purchases, 1, skip=2)
     request_id = erase(api, headers, purchases, person)
     final = wait_request(api, headers, request_id)
     assert final["status"] == "completed", final["status_reason"]
-    # Accepted or refused (then retrained), the attempt's figures name the test that decided.
-    verification = _job(api, headers, final, "unlearn")["metrics"]["verification"]
-    attempt = verification.get("approximate_attempt", verification)
+    return request_id, _active(api, headers, model["id"])
+
+
+def test_a_version_without_references_never_closes_a_request_on_the_pooled_test(
+    api, headers, purchases, celery_worker
+):
+    policy = {"verification": {"references": 4, "reference_share": 0.2}}
+    request_id, active = _erase_with_references_left(api, headers, purchases, policy=policy, keep=0)
+    # The attempt ran and its figures name the test; whatever its verdict, the job retrained.
+    assert active["exact"] is True and active["method"] == "retrain"
+    attempt = active["metrics"]["verification"]["approximate_attempt"]
     assert attempt["kind"] == "membership_inference"
     assert attempt["gate"] == "pooled" and attempt["references"] == 0
     assert "auc" in attempt["verification"]
-    [model_claims] = certificate_claims(api, headers, request_id)["models"]
-    claimed = model_claims["verification"].get("approximate_attempt", model_claims["verification"])
+    assert "the pooled test cannot close a request" in _fallback_reason(api, headers, request_id)
+    claims = certificate_claims(api, headers, request_id)
+    assert claims["guarantee"] == "exact"
+    [model_claims] = claims["models"]
+    claimed = model_claims["verification"]["approximate_attempt"]
     assert claimed["gate"] == "pooled" and claimed["references"] == 0
+    # The exact version has its references again, for the next request's gate.
+    rebuilt = refs.manifests(refs.version_row(active["id"]).manifest["references_prefix"])
+    assert sorted(rebuilt) == list(range(4))
+
+
+def test_references_thinned_below_the_retained_share_do_not_close_a_request(
+    api, headers, purchases, celery_worker
+):
+    # Six references at half the people each give records three on each side; four cannot.
+    policy = {**GATE_POLICY, "verification": {"references": 6, "reference_share": 0.5}}
+    request_id, active = _erase_with_references_left(api, headers, purchases, policy=policy, keep=4)
+    assert active["exact"] is True and active["method"] == "retrain"
+    attempt = active["metrics"]["verification"]["approximate_attempt"]
+    assert attempt["gate"] == "per_record" and attempt["references"] == 4
+    assert attempt["verification"]["retained"] is None
+    reason = _fallback_reason(api, headers, request_id)
+    assert "4 of the policy's 6 reference models are left" in reason
+    assert certificate_claims(api, headers, request_id)["guarantee"] == "exact"

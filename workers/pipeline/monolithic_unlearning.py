@@ -10,7 +10,9 @@
 
 The check is the per-record gate against the base version's reference models; a version without
 them (built before they were, or all purged) is checked by the pooled test instead, and the
-job's figures say which (`gate`, `references`).
+job's figures say which (`gate`, `references`). The pooled test, or a per-record gate whose
+references earlier erasures thinned below the retained share, may gate a mitigation but never
+closes a request: `run` then retrains (`closing_refusal`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ MEMBERSHIP = "membership_inference"
 
 
 def _approximate(
-    ctx: JobContext, *, forget: RecordArrays, remaining: RecordArrays, heart: Heartbeat
+    ctx: JobContext,
+    *,
+    forget: RecordArrays,
+    remaining: RecordArrays,
+    heart: Heartbeat,
+    closes_request: bool,
 ) -> ApproximateOutcome:
     enter_stage(ctx.job_id, stage=JobStage.UNLEARNING)
     outcome = unlearn_and_verify(
@@ -52,6 +59,7 @@ def _approximate(
         policy=ApproximatePolicy.from_dict(ctx.model.approximate_policy or {}),
         references=references.load(model=ctx.model, manifest=ctx.base.manifest),
         progress=lambda done, total: heart.beat(fraction=0.8 * done / max(total, 1)),
+        closes_request=closes_request,
     )
     enter_stage(ctx.job_id, stage=JobStage.VERIFYING)
     return outcome
@@ -87,7 +95,9 @@ def run(*, job_id: uuid.UUID) -> None:
         ctx.model.strategy == Strategy.APPROXIMATE and ctx.model.finalize == Finalize.APPROXIMATE
     )
     if approximate_closes and len(forget):
-        outcome = _approximate(ctx, forget=forget, remaining=remaining, heart=heart)
+        outcome = _approximate(
+            ctx, forget=forget, remaining=remaining, heart=heart, closes_request=True
+        )
         if not outcome.fallback_needed:
             _activate_approximate(ctx, forget=forget, outcome=outcome)
             return
@@ -107,7 +117,11 @@ def mitigate(*, job_id: uuid.UUID) -> None:
         )
         return
     outcome = _approximate(
-        ctx, forget=forget, remaining=ctx.remaining(), heart=Heartbeat(job_id=job_id)
+        ctx,
+        forget=forget,
+        remaining=ctx.remaining(),
+        heart=Heartbeat(job_id=job_id),
+        closes_request=False,
     )
     if outcome.fallback_needed:
         reason = "approximate unlearning failed its check (" + "; ".join(outcome.reasons) + ")"

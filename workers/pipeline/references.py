@@ -137,7 +137,7 @@ def check_clean(*, prefix: str, erased_record_ids: np.ndarray) -> None:
 def load(*, model: MlModel, manifest: dict[str, Any]) -> ReferenceSet | None:
     """The reference models of a version, or None when it has none (a version built before
     they were, or whose references were all purged): the gate then falls back to its pooled
-    test, and the job's figures say so."""
+    test, and the job's figures say so; that test never closes a request (`closing_refusal`)."""
     prefix = prefix_of(manifest=manifest)
     if prefix is None:
         return None

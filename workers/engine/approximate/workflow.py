@@ -24,6 +24,7 @@ from workers.engine.mia import MembershipTestResult, membership_test
 from workers.engine.training import accuracy
 from workers.engine.verification.gate import verify_forgetting
 from workers.engine.verification.references import ReferenceSet
+from workers.engine.verification.settings import GateSettings
 from workers.engine.verification.verdict import ForgettingVerdict
 
 Verification = MembershipTestResult | ForgettingVerdict
@@ -108,6 +109,7 @@ def unlearn_and_verify(
     policy: ApproximatePolicy,
     references: ReferenceSet | None = None,
     progress: StepProgress | None = None,
+    closes_request: bool = False,
 ) -> ApproximateOutcome:
     """Unlearn `forget` from a copy of `model` with the policy's method, then gate the result.
 
@@ -115,7 +117,9 @@ def unlearn_and_verify(
     reference model) trained on; `test` measures utility. `references` are the reference
     models of the version `model` is (`load_references`); with them the per-record gate
     decides, with the policy's `verification` settings. `progress` receives the method's
-    (steps done, steps in total). The input model is left untouched.
+    (steps done, steps in total). With `closes_request` (the result would end the request, not
+    only mitigate) a check too weak to close one (`closing_refusal`) also needs the fallback.
+    The input model is left untouched.
     """
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -150,6 +154,9 @@ def unlearn_and_verify(
             f"test accuracy fell {drop:.3f}, more than the allowed "
             f"{policy.max_test_accuracy_drop:.3f}"
         )
+    refusal = closing_refusal(verification=verification, settings=policy.verification)
+    if closes_request and refusal is not None:
+        reasons.append(refusal)
     return ApproximateOutcome(
         model=unlearned,
         method=policy.method,
@@ -168,6 +175,31 @@ def unlearn_and_verify(
         fallback=policy.fallback if reasons else None,
         reasons=tuple(reasons),
     )
+
+
+def closing_refusal(*, verification: Verification, settings: GateSettings) -> str | None:
+    """Why this check, whatever its verdict, may not close a request (None when it may).
+
+    A request closed by the approximate path rests on the per-record gate its policy chose.
+    Without reference models (a version built before the gate had them, or whose references
+    earlier erasures purged) only the pooled test ran, which one pooled number satisfies.
+    Where the policy's references give the retained share but too few are left to give it
+    (each approximate close purges the references that saw the erased people, about half),
+    only the memory excess decided, which misses memory concentrated in a few records. Either
+    way the job retrains, and the exact version's references are built afresh.
+    """
+    if not isinstance(verification, ForgettingVerdict):
+        return (
+            "the base version has no reference models, and the pooled test cannot close a request"
+        )
+    thinned = verification.references < settings.references
+    if thinned and verification.retained is None and settings.gives_retained_share:
+        return (
+            f"{verification.references} of the policy's {settings.references} reference "
+            "models are left, too few for the retained share, and the memory excess alone "
+            "cannot close a request"
+        )
+    return None
 
 
 def _gate(

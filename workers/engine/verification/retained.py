@@ -33,8 +33,8 @@ import numpy as np
 
 from workers.engine.verification.intervals import Interval, normal_interval
 from workers.engine.verification.moments import masked_moments, shrunk_spread
+from workers.engine.verification.settings import MIN_EACH_SIDE
 
-MIN_EACH_SIDE = 3  # references that saw a record and that did not, before leaving one out
 CLIP = 4.0
 _MIN_SLOPE = 0.05
 

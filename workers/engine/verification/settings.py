@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from workers.engine.validation import validate
 
+# References that saw a record and that did not, before the retained share can use the record.
+MIN_EACH_SIDE = 3
+
 
 @dataclass(frozen=True)
 class GateSettings:
@@ -40,6 +43,14 @@ class GateSettings:
     retained_margin: float = 0.25
     confidence: float = 0.90
     seed: int = 0
+
+    @property
+    def gives_retained_share(self) -> bool:
+        """Whether these settings give a record references enough on each side, on average,
+        for the retained share: a gate without it (the memory excess deciding) is weaker
+        than the one they were chosen for."""
+        each_side = self.references * min(self.reference_share, 1 - self.reference_share)
+        return each_side >= MIN_EACH_SIDE
 
     def __post_init__(self) -> None:
         validate(
