@@ -26,7 +26,7 @@ def fall_back(job_id: uuid.UUID, *, reason: str, figures: dict[str, Any]) -> Non
         jobs_service.fall_back(
             session,
             job_id=job_id,
-            reason=f"approximate unlearning failed its check ({reason}); retraining",
+            reason=f"approximate unlearning was not accepted ({reason}); retraining",
             figures=figures,
         )
         session.commit()
