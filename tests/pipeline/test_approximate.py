@@ -28,7 +28,11 @@ from tests.pipeline.helpers import (
     wait_request,
 )
 from workers.engine.data import synthetic_purchase
-from workers.engine.verification.manifests import references_holding
+from workers.engine.verification.manifests import (
+    manifest_key,
+    reference_files,
+    references_holding,
+)
 
 REFERENCES = GATE_POLICY["verification"]["references"]
 
@@ -322,9 +326,10 @@ def _erase_with_references_left(api, headers, purchases, *, policy: dict, keep: 
     )
     trained = train(api, headers, model["id"])
     prefix = refs.version_row(trained["result_version_id"]).manifest["references_prefix"]
-    for key in artifact_store().list(prefix=f"{prefix}/"):
-        if int(key.rsplit("/", 1)[1].split(".")[0]) >= keep:
-            artifact_store().delete(key=key)
+    for index in refs.manifests(prefix):
+        if index >= keep:
+            for key in reference_files(manifest_key=manifest_key(prefix=prefix, index=index)):
+                artifact_store().delete(key=key)
     [person] = people(purchases, 1, skip=2)
     request_id = erase(api, headers, purchases, person)
     final = wait_request(api, headers, request_id)

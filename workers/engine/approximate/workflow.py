@@ -154,8 +154,9 @@ def unlearn_and_verify(
             f"test accuracy fell {drop:.3f}, more than the allowed "
             f"{policy.max_test_accuracy_drop:.3f}"
         )
-    refusal = closing_refusal(verification=verification, settings=policy.verification)
-    if closes_request and refusal is not None:
+    if closes_request and (
+        refusal := closing_refusal(verification=verification, settings=policy.verification)
+    ):
         reasons.append(refusal)
     return ApproximateOutcome(
         model=unlearned,
